@@ -1,0 +1,466 @@
+//! The HTTP/1.1 upgrade that turns a connection into a link: the request an
+//! agent or client sends, how the server reads it, and the two answers (101,
+//! or a status with a one-line reason).
+//!
+//! Header names and values are compared case-insensitively and in any order,
+//! because routers in front of the server rewrite them (nginx sends
+//! `Connection: upgrade` and reorders headers).
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::PROTOCOL_VERSION;
+
+/// The longest request or response head we read. Longer is a 431.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// The path links ask for. The server does not require it (routers may
+/// rewrite paths); it is there so logs in between read sensibly.
+pub const LINK_PATH: &str = "/_uptun/link";
+/// Receive window announced when none is configured.
+pub const DEFAULT_WINDOW: u32 = 256 * 1024;
+/// Bounds on an announced window.
+pub const MIN_WINDOW: u32 = 16 * 1024;
+pub const MAX_WINDOW: u32 = 64 * 1024 * 1024;
+
+const MAX_HEADERS: usize = 64;
+
+/// Which kind of peer asked for a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerKind {
+    /// Serves channels (`User-Agent: uptun-agent/…`).
+    Agent,
+    /// Opens streams to channels (`User-Agent: uptun-client/…`).
+    Client,
+}
+
+impl PeerKind {
+    pub fn user_agent_prefix(self) -> &'static str {
+        match self {
+            PeerKind::Agent => "uptun-agent/",
+            PeerKind::Client => "uptun-client/",
+        }
+    }
+}
+
+/// A parsed HTTP request head.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    /// Bytes the head took, including the blank line.
+    pub len: usize,
+}
+
+/// Why a request head could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadError {
+    TooLarge,
+    Malformed(String),
+}
+
+impl RequestHead {
+    /// The first header with this name, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether any header of this name lists `token` among its
+    /// comma-separated values (`Connection: keep-alive, Upgrade`).
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    /// If this request asks to become a link, from which kind of peer.
+    /// An ordinary `HEAD` (as `curl -I` sends) is not a link: it lacks the
+    /// upgrade and the uptun User-Agent.
+    pub fn link_kind(&self) -> Option<PeerKind> {
+        let method_ok = self.method == "HEAD" || self.method == "GET";
+        let upgrade = self.has_token("upgrade", "tcp") || self.has_token("upgrade", "websocket");
+        if !method_ok || !upgrade {
+            return None;
+        }
+        let ua = self.header("user-agent")?.trim().to_ascii_lowercase();
+        [PeerKind::Agent, PeerKind::Client]
+            .into_iter()
+            .find(|k| ua.starts_with(k.user_agent_prefix()))
+    }
+}
+
+/// Parses a request head from the start of `buf`. `Ok(None)`: need more bytes.
+pub fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => Ok(Some(RequestHead {
+            method: req.method.unwrap_or_default().to_string(),
+            path: req.path.unwrap_or_default().to_string(),
+            headers: req
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect(),
+            len,
+        })),
+        Ok(httparse::Status::Complete(_)) => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
+        Err(e) => Err(HeadError::Malformed(e.to_string())),
+    }
+}
+
+/// What an agent or client asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRequest {
+    pub kind: PeerKind,
+    /// `Host` to send; routers in front of the server need it.
+    pub host: String,
+    pub token: Option<String>,
+    pub version: u32,
+    /// Channels an agent serves (empty for clients).
+    pub channels: Vec<String>,
+    /// The sender's receive window per stream.
+    pub window: u32,
+    /// Free-form name for logs (`--name`, defaults to the hostname).
+    pub name: Option<String>,
+}
+
+/// A refusal: an HTTP status and a one-line reason for the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: String,
+}
+
+impl Refusal {
+    pub fn new(status: u16, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+
+    /// The whole HTTP response. The reason is also in `Uptun-Reason`, because
+    /// a response to `HEAD` may lose its body on the way through a router.
+    pub fn to_http(&self) -> String {
+        let body = format!("{}\n", self.reason);
+        format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nUptun-Reason: {}\r\nConnection: close\r\n\r\n{}",
+            self.status,
+            status_text(self.status),
+            body.len(),
+            self.reason.replace(['\r', '\n'], " "),
+            body
+        )
+    }
+}
+
+/// The standard reason phrase for the statuses uptun sends.
+pub fn status_text(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+impl LinkRequest {
+    /// The request head the dialer sends.
+    pub fn to_http(&self) -> String {
+        let mut out = format!(
+            "HEAD {LINK_PATH} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nUser-Agent: {}{}\r\nUptun-Version: {}\r\nUptun-Window: {}\r\n",
+            self.host,
+            self.kind.user_agent_prefix(),
+            env!("CARGO_PKG_VERSION"),
+            self.version,
+            self.window
+        );
+        if let Some(token) = &self.token {
+            out.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        if !self.channels.is_empty() {
+            out.push_str(&format!("Uptun-Channels: {}\r\n", self.channels.join(", ")));
+        }
+        if let Some(name) = &self.name {
+            out.push_str(&format!("Uptun-Name: {name}\r\n"));
+        }
+        out.push_str("\r\n");
+        out
+    }
+
+    /// Reads a link request out of a head that [`RequestHead::link_kind`]
+    /// recognised. Checks everything but the token, which is the server's.
+    pub fn from_head(head: &RequestHead, kind: PeerKind) -> Result<LinkRequest, Refusal> {
+        let version = match head.header("uptun-version") {
+            None => return Err(Refusal::new(400, "missing Uptun-Version header")),
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| Refusal::new(400, format!("Uptun-Version {v:?} is not a number")))?,
+        };
+        if version != PROTOCOL_VERSION {
+            return Err(Refusal::new(
+                426,
+                format!("protocol version {version} is not supported; this server speaks version {PROTOCOL_VERSION}: upgrade the older side"),
+            ));
+        }
+        let window =
+            match head.header("uptun-window") {
+                None => DEFAULT_WINDOW,
+                Some(v) => match v.trim().parse::<u32>() {
+                    Ok(w) if (MIN_WINDOW..=MAX_WINDOW).contains(&w) => w,
+                    _ => return Err(Refusal::new(
+                        400,
+                        format!(
+                            "Uptun-Window {v:?} must be a number from {MIN_WINDOW} to {MAX_WINDOW}"
+                        ),
+                    )),
+                },
+            };
+        let token = head.header("authorization").and_then(|v| {
+            let v = v.trim();
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| rest.trim().to_string())
+        });
+        let channels: Vec<String> = head
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("uptun-channels"))
+            .flat_map(|(_, v)| v.split(','))
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if let Some(bad) = channels.iter().find(|c| !crate::valid_channel_name(c)) {
+            return Err(Refusal::new(
+                400,
+                format!("channel name {bad:?} is invalid: use letters, digits, '-', '_' or '.' (at most 64)"),
+            ));
+        }
+        if kind == PeerKind::Agent && channels.is_empty() {
+            return Err(Refusal::new(
+                400,
+                "an agent must serve at least one channel (Uptun-Channels)",
+            ));
+        }
+        Ok(LinkRequest {
+            kind,
+            host: head.header("host").unwrap_or_default().to_string(),
+            token,
+            version,
+            channels,
+            window,
+            name: head
+                .header("uptun-name")
+                .map(|n| n.chars().take(64).collect()),
+        })
+    }
+}
+
+/// The server's yes: from here on both sides speak frames.
+pub fn accept_response(window: u32) -> String {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nUptun-Version: {PROTOCOL_VERSION}\r\nUptun-Window: {window}\r\n\r\n"
+    )
+}
+
+/// How the server answered a link request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkAnswer {
+    /// 101: frames follow; the server's receive window per stream.
+    Accepted { window: u32 },
+    /// Anything else, with the server's one-line reason.
+    Refused(Refusal),
+}
+
+/// Reads the server's answer to a link request. Bytes past the head (frames
+/// the server sent at once) are left in `buf` for the link to consume.
+pub async fn read_answer<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+) -> std::io::Result<LinkAnswer> {
+    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let status = resp.code.unwrap_or(0);
+                let header = |name: &str| {
+                    resp.headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+                };
+                let answer = if status == 101 {
+                    let window = header("uptun-window")
+                        .and_then(|w| w.parse().ok())
+                        .filter(|w| (MIN_WINDOW..=MAX_WINDOW).contains(w))
+                        .unwrap_or(DEFAULT_WINDOW);
+                    LinkAnswer::Accepted { window }
+                } else {
+                    let reason = header("uptun-reason").unwrap_or_else(|| {
+                        format!(
+                            "the server answered {status} {} (is it an uptun public-server?)",
+                            resp.reason.unwrap_or("")
+                        )
+                    });
+                    LinkAnswer::Refused(Refusal { status, reason })
+                };
+                let _ = bytes::Buf::advance(buf, len);
+                return Ok(answer);
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(invalid("the server's answer is larger than 16 KiB".into()))
+            }
+            Err(e) => {
+                return Err(invalid(format!(
+                    "the server's answer is not HTTP ({e}): is this an uptun public-server?"
+                )))
+            }
+        }
+        if io.read_buf(buf).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server closed the connection before answering",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent_request() -> LinkRequest {
+        LinkRequest {
+            kind: PeerKind::Agent,
+            host: "tunnel.example.com".into(),
+            token: Some("s3cret".into()),
+            version: PROTOCOL_VERSION,
+            channels: vec!["ssh".into(), "web".into()],
+            window: DEFAULT_WINDOW,
+            name: Some("laptop".into()),
+        }
+    }
+
+    #[test]
+    fn request_round_trip() {
+        let req = agent_request();
+        let head = parse_request_head(req.to_http().as_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.link_kind(), Some(PeerKind::Agent));
+        assert_eq!(LinkRequest::from_head(&head, PeerKind::Agent).unwrap(), req);
+    }
+
+    #[test]
+    fn rewritten_headers_still_match() {
+        let raw = "GET /x HTTP/1.1\r\nuser-agent: UPTUN-CLIENT/9\r\nconnection: keep-alive, upgrade\r\nHOST: h\r\nupgrade: TCP\r\nuptun-version: 1\r\n\r\n";
+        let head = parse_request_head(raw.as_bytes()).unwrap().unwrap();
+        assert_eq!(head.link_kind(), Some(PeerKind::Client));
+        let req = LinkRequest::from_head(&head, PeerKind::Client).unwrap();
+        assert_eq!(req.token, None);
+    }
+
+    #[test]
+    fn ordinary_head_request_is_not_a_link() {
+        let raw = "HEAD / HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8.0\r\n\r\n";
+        let head = parse_request_head(raw.as_bytes()).unwrap().unwrap();
+        assert_eq!(head.link_kind(), None);
+        let raw = "HEAD / HTTP/1.1\r\nHost: x\r\nUser-Agent: uptun-agent/1\r\n\r\n";
+        assert_eq!(
+            parse_request_head(raw.as_bytes())
+                .unwrap()
+                .unwrap()
+                .link_kind(),
+            None
+        );
+    }
+
+    #[test]
+    fn refusals_for_bad_requests() {
+        let check = |extra: &str, status: u16| {
+            let raw = format!(
+                "HEAD / HTTP/1.1\r\nUpgrade: tcp\r\nUser-Agent: uptun-agent/1\r\n{extra}\r\n"
+            );
+            let head = parse_request_head(raw.as_bytes()).unwrap().unwrap();
+            let err = LinkRequest::from_head(&head, PeerKind::Agent).unwrap_err();
+            assert_eq!(err.status, status, "{extra:?}: {}", err.reason);
+        };
+        check("Uptun-Channels: web\r\n", 400);
+        check("Uptun-Version: 2\r\nUptun-Channels: web\r\n", 426);
+        check("Uptun-Version: 1\r\n", 400);
+        check("Uptun-Version: 1\r\nUptun-Channels: we b\r\n", 400);
+        check(
+            "Uptun-Version: 1\r\nUptun-Channels: web\r\nUptun-Window: 5\r\n",
+            400,
+        );
+    }
+
+    #[test]
+    fn oversized_and_garbage_heads() {
+        let mut raw = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        raw.resize(MAX_HEAD + 10, b'a');
+        assert_eq!(parse_request_head(&raw).unwrap_err(), HeadError::TooLarge);
+        assert!(matches!(
+            parse_request_head(b"\x00\x01\x02 garbage\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
+        assert!(parse_request_head(b"GET / HT").unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_in_tiny_pieces() {
+        let (mut a, mut b) = tokio::io::duplex(7);
+        let refusal = Refusal::new(401, "wrong token");
+        let wire = refusal.to_http();
+        tokio::spawn(
+            async move { tokio::io::AsyncWriteExt::write_all(&mut a, wire.as_bytes()).await },
+        );
+        let mut buf = BytesMut::new();
+        assert_eq!(
+            read_answer(&mut b, &mut buf).await.unwrap(),
+            LinkAnswer::Refused(refusal)
+        );
+
+        let (mut a, mut b) = tokio::io::duplex(5);
+        let wire = format!("{}FRAMES", accept_response(65536));
+        tokio::spawn(
+            async move { tokio::io::AsyncWriteExt::write_all(&mut a, wire.as_bytes()).await },
+        );
+        let mut buf = BytesMut::new();
+        assert_eq!(
+            read_answer(&mut b, &mut buf).await.unwrap(),
+            LinkAnswer::Accepted { window: 65536 }
+        );
+        while buf.len() < 6 {
+            b.read_buf(&mut buf).await.unwrap();
+        }
+        assert_eq!(&buf[..], b"FRAMES");
+    }
+}

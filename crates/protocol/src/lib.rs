@@ -1,0 +1,26 @@
+//! The uptun wire protocol: the frame format and its codec, the HTTP upgrade
+//! handshake that turns a connection into a link, and the multiplexer that
+//! carries many flow-controlled streams over one link.
+//!
+//! The format is specified in `docs/protocol.md`; this crate is its reference
+//! implementation and is shared by `public-server` and `local-agent`.
+#![forbid(unsafe_code)]
+
+mod codec;
+mod error;
+mod frame;
+pub mod handshake;
+mod mux;
+mod relay;
+
+pub use codec::FrameCodec;
+pub use error::{ProtocolError, StreamError};
+pub use frame::{
+    decode_open, encode_open, valid_channel_name, Frame, FrameType, Header, HEADER_LEN,
+    MAX_CHANNEL_LEN, MAX_PAYLOAD,
+};
+pub use mux::{spawn as spawn_link, Config, Incoming, IncomingStream, LinkHandle, MuxStream, Role};
+pub use relay::{bridge, relay, RelayError, RelayStats};
+
+/// The version of the protocol spoken by this crate, sent as `Uptun-Version`.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,201 @@
+//! The link reader: decodes frames and dispatches them to streams. It never
+//! waits on anything but the socket, so a stalled stream or a full writer
+//! queue cannot stop frames for other streams from being read.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use tokio::io::AsyncRead;
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+
+use super::link::LinkShared;
+use super::stream::{Acceptance, IncomingStream, MuxStream, StreamShared};
+use crate::codec::FrameCodec;
+use crate::error::{ProtocolError, StreamError};
+use crate::frame::{decode_open, Frame, FrameType};
+
+pub(crate) async fn run<R: AsyncRead + Unpin>(
+    read: R,
+    initial: BytesMut,
+    link: Arc<LinkShared>,
+    incoming: mpsc::Sender<IncomingStream>,
+) -> Result<(), ProtocolError> {
+    let mut framed = FramedRead::new(read, FrameCodec);
+    framed.read_buffer_mut().extend_from_slice(&initial);
+    let idle = link.config.idle_timeout;
+    loop {
+        let next = tokio::select! {
+            _ = link.cancel.cancelled() => return Ok(()),
+            next = tokio::time::timeout(idle, framed.next()) => next,
+        };
+        let frame = match next {
+            Err(_) => return Err(ProtocolError::Silent(idle.as_secs())),
+            Ok(None) => return Ok(()),
+            Ok(Some(frame)) => frame?,
+        };
+        dispatch(&link, &incoming, frame)?;
+    }
+}
+
+fn dispatch(
+    link: &Arc<LinkShared>,
+    incoming: &mpsc::Sender<IncomingStream>,
+    frame: Frame,
+) -> Result<(), ProtocolError> {
+    if frame.kind.is_link_level() != (frame.stream == 0) {
+        return Err(ProtocolError::malformed(
+            frame.kind,
+            if frame.stream == 0 {
+                "stream 0 is the link itself"
+            } else {
+                "must be sent on stream 0"
+            },
+        ));
+    }
+    match frame.kind {
+        FrameType::Ping => {
+            if frame.payload.len() != 8 {
+                return Err(ProtocolError::malformed(
+                    frame.kind,
+                    "payload must be 8 bytes",
+                ));
+            }
+            link.send_ctrl_now(Frame::new(FrameType::Pong, 0, frame.payload));
+        }
+        FrameType::Pong => {
+            if let Ok(raw) = <[u8; 8]>::try_from(&frame.payload[..]) {
+                link.record_rtt(u64::from_be_bytes(raw));
+            }
+        }
+        FrameType::GoAway => {
+            tracing::debug!(reason = %frame.reason(), "peer sent GOAWAY");
+            link.peer_goaway.store(true, Ordering::Relaxed);
+        }
+        FrameType::Open => on_open(link, incoming, frame)?,
+        _ => on_stream_frame(link, frame)?,
+    }
+    Ok(())
+}
+
+fn on_open(
+    link: &Arc<LinkShared>,
+    incoming: &mpsc::Sender<IncomingStream>,
+    frame: Frame,
+) -> Result<(), ProtocolError> {
+    let id = frame.stream;
+    if !link.role.is_peer_id(id) {
+        return Err(ProtocolError::WrongIdSpace(id));
+    }
+    let (channel, peer) = decode_open(&frame.payload)?;
+    let refuse =
+        |reason: &str| link.send_ctrl_now(Frame::with_reason(FrameType::Refuse, id, reason));
+    if !link.config.accept_incoming {
+        refuse("this side does not accept streams");
+        return Ok(());
+    }
+    let shared = Arc::new(StreamShared::new(
+        id,
+        link.config.window,
+        link.peer_window,
+        Acceptance::Accepted,
+    ));
+    {
+        let mut streams = link.streams();
+        if streams.contains_key(&id) {
+            return Err(ProtocolError::DuplicateStream(id));
+        }
+        if streams.len() >= link.config.max_streams {
+            drop(streams);
+            refuse("too many streams on this link");
+            return Ok(());
+        }
+        streams.insert(id, shared.clone());
+    }
+    let stream = IncomingStream {
+        channel,
+        peer,
+        stream: MuxStream::new(shared, link.clone()),
+    };
+    if let Err(err) = incoming.try_send(stream) {
+        // Backlog full or nobody accepting: refuse rather than wait, so the
+        // reader keeps serving every other stream.
+        let stream = match err {
+            mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
+        };
+        stream.refuse("too many streams waiting to be accepted");
+    }
+    Ok(())
+}
+
+fn on_stream_frame(link: &Arc<LinkShared>, frame: Frame) -> Result<(), ProtocolError> {
+    let id = frame.stream;
+    let Some(stream) = link.streams().get(&id).cloned() else {
+        // The stream is gone on this side (we reset or dropped it) and the
+        // frame crossed our RESET in flight: nothing to deliver it to.
+        return Ok(());
+    };
+    match frame.kind {
+        FrameType::Data => {
+            if frame.payload.is_empty() {
+                return Ok(());
+            }
+            let mut st = stream.lock();
+            st.recv.on_data(frame.payload.len()).map_err(|credit| {
+                ProtocolError::CreditExceeded {
+                    stream: id,
+                    len: frame.payload.len(),
+                    credit,
+                }
+            })?;
+            if st.failed.is_none() && !st.remote_fin {
+                st.inbound.push_back(frame.payload);
+                drop(st);
+                stream.readable.notify_one();
+            }
+        }
+        FrameType::Window => {
+            let increment = frame.window_increment()?;
+            stream
+                .lock()
+                .send
+                .grant(increment)
+                .map_err(|()| ProtocolError::WindowOverflow(id))?;
+            stream.writable.notify_one();
+        }
+        FrameType::Fin => {
+            stream.lock().remote_fin = true;
+            stream.readable.notify_one();
+        }
+        FrameType::Accept => {
+            let mut st = stream.lock();
+            if st.acceptance == Acceptance::Pending {
+                st.acceptance = Acceptance::Accepted;
+            }
+            drop(st);
+            stream.readable.notify_one();
+        }
+        FrameType::Refuse => {
+            stream.lock().acceptance = Acceptance::Refused(frame.reason());
+            stream.readable.notify_one();
+            stream.writable.notify_one();
+        }
+        FrameType::Reset => stream.fail(StreamError::Reset(frame.reason())),
+        FrameType::Resize => {
+            if frame.payload.len() != 4 {
+                return Err(ProtocolError::malformed(
+                    frame.kind,
+                    "payload must be 4 bytes",
+                ));
+            }
+            // Terminal targets (pty:, session:) are not implemented yet; a
+            // resize for a plain TCP stream means nothing.
+        }
+        FrameType::Open | FrameType::Ping | FrameType::Pong | FrameType::GoAway => {
+            unreachable!("dispatched earlier")
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! One stream inside a link: its shared state (inbound queue, credit, close
+//! flags) and the handle the application uses to send and receive.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::flow_control::{RecvWindow, SendCredit};
+use super::link::{LinkShared, Outgoing};
+use crate::error::StreamError;
+use crate::frame::{Frame, FrameType};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Acceptance {
+    Pending,
+    Accepted,
+    Refused(String),
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub inbound: VecDeque<Bytes>,
+    pub recv: RecvWindow,
+    pub send: SendCredit,
+    /// Length of the chunk last handed to the consumer; it is credited back
+    /// on the next `recv`, once the consumer has written it out.
+    handed_out: u32,
+    pub remote_fin: bool,
+    local_fin: bool,
+    pub acceptance: Acceptance,
+    /// Set once the stream is dead: reset by either side, or its link closed.
+    pub failed: Option<StreamError>,
+}
+
+/// State shared by the link reader and the stream's handle.
+#[derive(Debug)]
+pub(crate) struct StreamShared {
+    pub id: u32,
+    state: Mutex<State>,
+    /// Woken on inbound data, FIN, ACCEPT/REFUSE and failure.
+    pub readable: Notify,
+    /// Woken on WINDOW and failure.
+    pub writable: Notify,
+}
+
+impl StreamShared {
+    pub fn new(id: u32, recv_window: u32, send_window: u32, acceptance: Acceptance) -> Self {
+        StreamShared {
+            id,
+            state: Mutex::new(State {
+                inbound: VecDeque::new(),
+                recv: RecvWindow::new(recv_window),
+                send: SendCredit::new(send_window),
+                handed_out: 0,
+                remote_fin: false,
+                local_fin: false,
+                acceptance,
+                failed: None,
+            }),
+            readable: Notify::new(),
+            writable: Notify::new(),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks the stream dead (first reason wins) and wakes both directions.
+    pub fn fail(&self, err: StreamError) {
+        self.lock().failed.get_or_insert(err);
+        self.readable.notify_one();
+        self.writable.notify_one();
+    }
+}
+
+/// A stream: bytes in both directions with per-stream flow control.
+///
+/// Methods take `&self` so one task can drive both directions at once
+/// (`relay` joins a reading and a writing future over the same stream).
+/// Dropping a stream that has not finished both ways sends RESET.
+#[derive(Debug)]
+pub struct MuxStream {
+    shared: Arc<StreamShared>,
+    pub(crate) link: Arc<LinkShared>,
+}
+
+impl MuxStream {
+    pub(crate) fn new(shared: Arc<StreamShared>, link: Arc<LinkShared>) -> Self {
+        MuxStream { shared, link }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.shared.id
+    }
+
+    /// The largest DATA payload this side sends; a useful read size.
+    pub fn max_data(&self) -> usize {
+        self.link.config.max_data
+    }
+
+    /// Waits for the peer's ACCEPT (or REFUSE) of a stream this side opened.
+    pub async fn accepted(&self) -> Result<(), StreamError> {
+        loop {
+            {
+                let st = self.shared.lock();
+                match &st.acceptance {
+                    Acceptance::Accepted => return Ok(()),
+                    Acceptance::Refused(reason) => {
+                        return Err(StreamError::Refused(reason.clone()))
+                    }
+                    Acceptance::Pending => {}
+                }
+                if let Some(err) = &st.failed {
+                    return Err(err.clone());
+                }
+            }
+            self.shared.readable.notified().await;
+        }
+    }
+
+    /// The next chunk from the peer; `Ok(None)` once the peer sent FIN.
+    /// Calling `recv` again tells the stream the previous chunk was consumed,
+    /// which is when its bytes are granted back to the sender.
+    pub async fn recv(&self) -> Result<Option<Bytes>, StreamError> {
+        loop {
+            let (outcome, update) = {
+                let mut st = self.shared.lock();
+                let handed = std::mem::take(&mut st.handed_out);
+                st.recv.consumed(handed);
+                if let Some(err) = &st.failed {
+                    (Some(Err(err.clone())), None)
+                } else if let Acceptance::Refused(reason) = &st.acceptance {
+                    (Some(Err(StreamError::Refused(reason.clone()))), None)
+                } else if let Some(chunk) = st.inbound.pop_front() {
+                    st.handed_out = chunk.len() as u32;
+                    (Some(Ok(Some(chunk))), st.recv.take_update(false))
+                } else if st.remote_fin {
+                    (Some(Ok(None)), None)
+                } else {
+                    (None, st.recv.take_update(true))
+                }
+            };
+            if let Some(increment) = update {
+                // A WINDOW lost to a closed link does not matter: the stream is dead too.
+                let _ = self
+                    .link
+                    .send_ctrl(Frame::window(self.shared.id, increment))
+                    .await;
+            }
+            if let Some(outcome) = outcome {
+                return outcome;
+            }
+            self.shared.readable.notified().await;
+        }
+    }
+
+    /// Waits until there is send credit, then spends up to `max` bytes of it.
+    async fn take_credit(&self, max: usize) -> Result<usize, StreamError> {
+        loop {
+            {
+                let mut st = self.shared.lock();
+                if let Some(err) = &st.failed {
+                    return Err(err.clone());
+                }
+                if let Acceptance::Refused(reason) = &st.acceptance {
+                    return Err(StreamError::Refused(reason.clone()));
+                }
+                if st.local_fin {
+                    return Err(StreamError::Reset("send after FIN".into()));
+                }
+                let n = st.send.take(max);
+                if n > 0 {
+                    return Ok(n);
+                }
+            }
+            self.shared.writable.notified().await;
+        }
+    }
+
+    /// Waits until the peer has granted credit and returns how much.
+    pub async fn credit(&self) -> Result<usize, StreamError> {
+        loop {
+            {
+                let st = self.shared.lock();
+                if let Some(err) = &st.failed {
+                    return Err(err.clone());
+                }
+                if let Acceptance::Refused(reason) = &st.acceptance {
+                    return Err(StreamError::Refused(reason.clone()));
+                }
+                if st.send.available() > 0 {
+                    return Ok(st.send.available());
+                }
+            }
+            self.shared.writable.notified().await;
+        }
+    }
+
+    /// Sends bytes, waiting for credit as needed and cutting them into DATA
+    /// frames of at most the link's chunk size.
+    pub async fn send(&self, mut data: Bytes) -> Result<(), StreamError> {
+        let max = self.link.config.max_data;
+        while !data.is_empty() {
+            let n = self.take_credit(max.min(data.len())).await?;
+            let chunk = data.split_to(n);
+            self.link
+                .send_data(Outgoing::Frame(Frame::new(
+                    FrameType::Data,
+                    self.shared.id,
+                    chunk,
+                )))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Half-close: no more data from this side. The peer can still send.
+    pub async fn finish(&self) -> Result<(), StreamError> {
+        {
+            let mut st = self.shared.lock();
+            if let Some(err) = &st.failed {
+                return Err(err.clone());
+            }
+            if std::mem::replace(&mut st.local_fin, true) {
+                return Ok(());
+            }
+        }
+        self.link
+            .send_data(Outgoing::Frame(Frame::empty(
+                FrameType::Fin,
+                self.shared.id,
+            )))
+            .await
+    }
+
+    /// Aborts the stream both ways and tells the peer why.
+    pub fn reset(&self, reason: &str) {
+        let first = {
+            let mut st = self.shared.lock();
+            let first = st.failed.is_none();
+            st.failed
+                .get_or_insert_with(|| StreamError::Reset(reason.to_string()));
+            first
+        };
+        if first {
+            self.link
+                .send_ctrl_now(Frame::with_reason(FrameType::Reset, self.shared.id, reason));
+        }
+        self.shared.readable.notify_one();
+        self.shared.writable.notify_one();
+    }
+
+    /// Sends ACCEPT for a stream the peer opened.
+    pub(crate) async fn send_accept(&self) -> Result<(), StreamError> {
+        self.link
+            .send_data(Outgoing::Frame(Frame::empty(
+                FrameType::Accept,
+                self.shared.id,
+            )))
+            .await
+    }
+
+    /// Sends REFUSE and marks the stream dead so dropping it sends nothing more.
+    pub(crate) fn send_refuse(&self, reason: &str) {
+        self.shared
+            .lock()
+            .failed
+            .get_or_insert_with(|| StreamError::Refused(reason.to_string()));
+        self.link.send_ctrl_now(Frame::with_reason(
+            FrameType::Refuse,
+            self.shared.id,
+            reason,
+        ));
+    }
+}
+
+impl Drop for MuxStream {
+    fn drop(&mut self) {
+        let clean = {
+            let st = self.shared.lock();
+            st.failed.is_some() || (st.local_fin && st.remote_fin)
+        };
+        if !clean {
+            self.link.send_ctrl_now(Frame::with_reason(
+                FrameType::Reset,
+                self.shared.id,
+                "stream closed",
+            ));
+        }
+        self.link.remove_stream(self.shared.id);
+    }
+}
+
+/// A stream the peer opened, waiting for this side to accept or refuse it.
+/// Data the peer sent right after OPEN is already queued on it.
+#[derive(Debug)]
+pub struct IncomingStream {
+    pub channel: String,
+    /// The original user's address, as the opener reported it.
+    pub peer: String,
+    pub(crate) stream: MuxStream,
+}
+
+impl IncomingStream {
+    pub fn id(&self) -> u32 {
+        self.stream.id()
+    }
+
+    /// Tells the peer the target is reached; data may flow both ways.
+    pub async fn accept(self) -> Result<MuxStream, StreamError> {
+        self.stream.send_accept().await?;
+        Ok(self.stream)
+    }
+
+    /// Tells the peer this stream cannot be served, and why.
+    pub fn refuse(self, reason: &str) {
+        self.stream.send_refuse(reason);
+    }
+}

@@ -1,0 +1,209 @@
+//! Mux behaviour over in-memory pipes with small buffers.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::timeout;
+
+use super::*;
+use crate::error::StreamError;
+use crate::frame::{Frame, FrameType};
+use crate::FrameCodec;
+use tokio_util::codec::Encoder;
+
+const T: Duration = Duration::from_secs(10);
+
+fn small() -> Config {
+    Config {
+        window: 16 * 1024,
+        max_data: 4 * 1024,
+        ..Config::default()
+    }
+}
+
+fn pair(config: Config) -> ((LinkHandle, Incoming), (LinkHandle, Incoming)) {
+    let (a, b) = tokio::io::duplex(1024);
+    let (ar, aw) = tokio::io::split(a);
+    let (br, bw) = tokio::io::split(b);
+    let window = config.window;
+    let dialer = spawn(
+        ar,
+        aw,
+        BytesMut::new(),
+        Role::Dialer,
+        config.clone(),
+        window,
+    );
+    let acceptor = spawn(br, bw, BytesMut::new(), Role::Acceptor, config, window);
+    (dialer, acceptor)
+}
+
+async fn read_all(s: &MuxStream) -> Result<Vec<u8>, StreamError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = s.recv().await? {
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn data_both_ways_with_half_close() {
+    let ((dialer, _), (_, mut incoming)) = pair(small());
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7) as u8).collect();
+    let s = dialer.open("web", "1.2.3.4:5").await.unwrap();
+    // Data may follow OPEN before ACCEPT.
+    let sender = async {
+        s.send(Bytes::from(payload.clone())).await.unwrap();
+        s.finish().await.unwrap();
+        read_all(&s).await.unwrap()
+    };
+    let server = async {
+        let inc = timeout(T, incoming.next()).await.unwrap().unwrap();
+        assert_eq!(
+            (inc.channel.as_str(), inc.peer.as_str()),
+            ("web", "1.2.3.4:5")
+        );
+        let s = inc.accept().await.unwrap();
+        let got = read_all(&s).await.unwrap();
+        // The reply goes out after the request's FIN arrived: half-close.
+        s.send(Bytes::from(got.iter().rev().copied().collect::<Vec<_>>()))
+            .await
+            .unwrap();
+        s.finish().await.unwrap();
+        got
+    };
+    let (reply, got) = timeout(T, async { tokio::join!(sender, server) })
+        .await
+        .unwrap();
+    assert_eq!(got, payload);
+    assert_eq!(reply, payload.iter().rev().copied().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn refuse_reaches_the_opener() {
+    let ((dialer, _), (_, mut incoming)) = pair(small());
+    let s = dialer.open("nope", "x").await.unwrap();
+    incoming.next().await.unwrap().refuse("no such channel");
+    assert_eq!(
+        timeout(T, s.accepted()).await.unwrap(),
+        Err(StreamError::Refused("no such channel".into()))
+    );
+    assert!(matches!(s.recv().await, Err(StreamError::Refused(_))));
+}
+
+#[tokio::test]
+async fn a_stalled_stream_does_not_hold_back_another() {
+    let ((dialer, _), (_, mut incoming)) = pair(small());
+    let stalled = dialer.open("a", "").await.unwrap();
+    let busy = dialer.open("b", "").await.unwrap();
+    let inc_a = incoming.next().await.unwrap().accept().await.unwrap();
+    let inc_b = incoming.next().await.unwrap().accept().await.unwrap();
+    // Fill the stalled stream's window; nobody reads it.
+    let fill = tokio::spawn(async move {
+        let _ = inc_a.send(Bytes::from(vec![1u8; 1 << 20])).await;
+        inc_a
+    });
+    let data = vec![9u8; 4 << 20];
+    let d = data.clone();
+    let writer = tokio::spawn(async move {
+        inc_b.send(Bytes::from(d)).await.unwrap();
+        inc_b.finish().await.unwrap();
+        inc_b
+    });
+    let got = timeout(T, read_all(&busy))
+        .await
+        .expect("busy stream starved")
+        .unwrap();
+    assert_eq!(got.len(), data.len());
+    // The stalled stream holds at most one window.
+    let queued: usize = {
+        let streams = stalled.link.streams();
+        let st = streams.get(&stalled.id()).unwrap().lock();
+        st.inbound.iter().map(|b| b.len()).sum()
+    };
+    assert!(queued <= 16 * 1024, "{queued} bytes queued");
+    drop(writer);
+    fill.abort();
+}
+
+#[tokio::test]
+async fn data_beyond_credit_closes_the_link() {
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let (br, bw) = tokio::io::split(b);
+    let (link, mut incoming) = spawn(br, bw, BytesMut::new(), Role::Acceptor, small(), 16 * 1024);
+    let (mut raw_r, mut raw_w) = tokio::io::split(a);
+    let mut wire = BytesMut::new();
+    FrameCodec
+        .encode(
+            Frame::new(FrameType::Open, 2, crate::encode_open("x", "")),
+            &mut wire,
+        )
+        .unwrap();
+    FrameCodec
+        .encode(
+            Frame::new(FrameType::Data, 2, Bytes::from(vec![0u8; 16 * 1024 + 1])),
+            &mut wire,
+        )
+        .unwrap();
+    raw_w.write_all(&wire).await.unwrap();
+    let inc = incoming.next().await.unwrap();
+    timeout(T, link.closed()).await.unwrap();
+    assert!(
+        link.close_reason().unwrap().contains("exceed"),
+        "{:?}",
+        link.close_reason()
+    );
+    assert!(matches!(
+        inc.stream.recv().await,
+        Err(StreamError::LinkClosed(_))
+    ));
+    let mut rest = Vec::new();
+    let _ = timeout(T, raw_r.read_to_end(&mut rest)).await;
+}
+
+#[tokio::test]
+async fn closing_the_link_fails_open_streams() {
+    let ((dialer, _), (acceptor, mut incoming)) = pair(small());
+    let s = dialer.open("web", "").await.unwrap();
+    let _inc = incoming.next().await.unwrap();
+    acceptor.close("shutting down");
+    let err = timeout(T, s.recv()).await.unwrap().unwrap_err();
+    assert!(matches!(err, StreamError::LinkClosed(_)), "{err}");
+    assert!(dialer.open("web", "").await.is_err() || timeout(T, dialer.closed()).await.is_ok());
+}
+
+#[tokio::test]
+async fn ping_measures_rtt() {
+    let config = Config {
+        ping_interval: Duration::from_millis(20),
+        ..small()
+    };
+    let ((dialer, _), _acceptor) = pair(config);
+    timeout(T, async {
+        while dialer.rtt().is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn dropping_a_stream_resets_it_on_the_peer() {
+    let ((dialer, _), (_, mut incoming)) = pair(small());
+    let s = dialer.open("web", "").await.unwrap();
+    let inc = incoming.next().await.unwrap().accept().await.unwrap();
+    drop(s);
+    assert!(matches!(
+        timeout(T, inc.recv()).await.unwrap(),
+        Err(StreamError::Reset(_))
+    ));
+    timeout(T, async {
+        while dialer.stream_count() != 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+}

@@ -1,0 +1,103 @@
+//! The link writer: the one task that owns a link's write half. Control
+//! frames go first; then whatever else is ready is gathered, up to a bound,
+//! into one vectored write.
+
+use std::io::IoSlice;
+use std::time::Duration;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::link::Outgoing;
+use crate::frame::{Frame, HEADER_LEN};
+
+/// Bounds on one gathered write.
+const MAX_BATCH_FRAMES: usize = 64;
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+pub(crate) async fn run<W: AsyncWrite + Unpin>(
+    mut io: W,
+    mut data_rx: mpsc::Receiver<Outgoing>,
+    mut ctrl_rx: mpsc::Receiver<Frame>,
+    cancel: &CancellationToken,
+    write_timeout: Duration,
+) -> std::io::Result<()> {
+    let mut batch: Vec<Frame> = Vec::with_capacity(MAX_BATCH_FRAMES);
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut headers: Vec<u8> = Vec::with_capacity(MAX_BATCH_FRAMES * HEADER_LEN);
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Ok(()),
+            Some(frame) = ctrl_rx.recv() => Outgoing::Frame(frame),
+            Some(item) = data_rx.recv() => item,
+            else => return Ok(()),
+        };
+        let mut bytes = 0;
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                Outgoing::Frame(f) => {
+                    bytes += HEADER_LEN + f.payload.len();
+                    batch.push(f);
+                }
+                Outgoing::Flush(tx) => flushes.push(tx),
+            }
+            if bytes < MAX_BATCH_BYTES && batch.len() < MAX_BATCH_FRAMES {
+                next = ctrl_rx
+                    .try_recv()
+                    .map(Outgoing::Frame)
+                    .or_else(|_| data_rx.try_recv())
+                    .ok();
+            }
+        }
+        // A peer that stops reading must not pin this link forever.
+        match tokio::time::timeout(write_timeout, write_frames(&mut io, &batch, &mut headers)).await
+        {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the peer read nothing for {} s", write_timeout.as_secs()),
+                ))
+            }
+        }
+        batch.clear();
+        for tx in flushes.drain(..) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Writes the frames' headers and payloads with as few syscalls as the
+/// transport allows, without copying payloads.
+async fn write_frames<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    frames: &[Frame],
+    headers: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    if frames.is_empty() {
+        return Ok(());
+    }
+    headers.clear();
+    for f in frames {
+        headers.extend_from_slice(&f.header().encode());
+    }
+    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(frames.len() * 2);
+    for (i, f) in frames.iter().enumerate() {
+        slices.push(IoSlice::new(&headers[i * HEADER_LEN..(i + 1) * HEADER_LEN]));
+        if !f.payload.is_empty() {
+            slices.push(IoSlice::new(&f.payload));
+        }
+    }
+    let mut remaining = &mut slices[..];
+    while !remaining.is_empty() {
+        let n = io.write_vectored(remaining).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut remaining, n);
+    }
+    io.flush().await
+}

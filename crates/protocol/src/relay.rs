@@ -1,0 +1,108 @@
+//! Moving bytes between a stream and a socket (or two streams), both ways at
+//! once, with half-close carried through: EOF on one side becomes FIN, FIN
+//! becomes a write shutdown, and the other direction keeps flowing.
+
+use bytes::{BufMut, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::error::StreamError;
+use crate::mux::MuxStream;
+
+/// Bytes moved by a finished relay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayStats {
+    /// From the local side into the stream.
+    pub sent: u64,
+    /// From the stream out to the local side.
+    pub received: u64,
+}
+
+/// Why a relay stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error("{0}")]
+    Local(std::io::Error),
+}
+
+/// The first read of a stream is small, so idle streams hold little memory;
+/// each read that fills its buffer doubles the next, up to the frame size.
+const FIRST_READ: usize = 4 * 1024;
+
+/// Relays between `stream` and a local reader/writer until both directions
+/// have finished. On failure the stream is reset with the reason.
+pub async fn relay<R, W>(
+    stream: MuxStream,
+    mut reader: R,
+    mut writer: W,
+) -> Result<RelayStats, RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let max = stream.max_data();
+    let up = async {
+        let mut sent = 0u64;
+        let mut buf = BytesMut::new();
+        let mut want = FIRST_READ;
+        loop {
+            let credit = stream.credit().await?;
+            let limit = want.min(credit).min(max);
+            buf.reserve(limit);
+            let n = reader
+                .read_buf(&mut (&mut buf).limit(limit))
+                .await
+                .map_err(RelayError::Local)?;
+            if n == 0 {
+                stream.finish().await?;
+                return Ok::<u64, RelayError>(sent);
+            }
+            if n == limit {
+                want = (want * 2).min(max);
+            }
+            sent += n as u64;
+            stream.send(buf.split().freeze()).await?;
+        }
+    };
+    let down = async {
+        let mut received = 0u64;
+        while let Some(chunk) = stream.recv().await? {
+            received += chunk.len() as u64;
+            writer.write_all(&chunk).await.map_err(RelayError::Local)?;
+        }
+        writer.shutdown().await.map_err(RelayError::Local)?;
+        Ok::<u64, RelayError>(received)
+    };
+    match tokio::try_join!(up, down) {
+        Ok((sent, received)) => Ok(RelayStats { sent, received }),
+        Err(err) => {
+            stream.reset(&err.to_string());
+            Err(err)
+        }
+    }
+}
+
+/// Relays between two streams (a client's stream and an agent's), passing
+/// chunks through without copying. Credit chains: a slow consumer on one side
+/// holds back the producer on the other.
+pub async fn bridge(a: MuxStream, b: MuxStream) -> Result<RelayStats, StreamError> {
+    async fn pipe(from: &MuxStream, to: &MuxStream) -> Result<u64, StreamError> {
+        let mut total = 0u64;
+        while let Some(chunk) = from.recv().await? {
+            total += chunk.len() as u64;
+            to.send(chunk).await?;
+        }
+        to.finish().await?;
+        Ok(total)
+    }
+    match tokio::try_join!(pipe(&a, &b), pipe(&b, &a)) {
+        Ok((sent, received)) => Ok(RelayStats { sent, received }),
+        Err(err) => {
+            let reason = err.to_string();
+            a.reset(&reason);
+            b.reset(&reason);
+            Err(err)
+        }
+    }
+}
