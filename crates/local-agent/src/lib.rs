@@ -1,1 +1,19 @@
-//! placeholder
+//! The uptun agent and client. The agent keeps a link to the public server
+//! and serves named channels by dialing their targets; the client side opens
+//! streams to channels, from a local port (`forward`) or stdin/stdout
+//! (`connect`, for ssh's ProxyCommand).
+#![forbid(unsafe_code)]
+
+mod agent;
+mod backoff;
+mod cli;
+mod client;
+mod dial;
+mod target;
+
+pub use agent::{run_agent, AgentConfig, AgentError};
+pub use cli::{Cli, Command, Common};
+pub use client::{connect, forward, ClientConfig, ForwardSpec};
+pub use dial::{DialError, ServerUrl};
+pub use target::Target;
+pub use uptun_protocol::cli_support::init_logging;

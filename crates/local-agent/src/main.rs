@@ -1,1 +1,95 @@
-fn main() {}
+//! `local-agent`: parses flags and runs the agent, `forward` or `connect`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use local_agent::{
+    connect, forward, init_logging, run_agent, AgentConfig, AgentError, Cli, ClientConfig, Command,
+    DialError,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Exit code for mistakes a person must fix (bad token, bad flags).
+const USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.common.log_format);
+    let (server, token) = match cli.common.server_and_token() {
+        Ok(pair) => pair,
+        Err(msg) => return fail(&msg, USAGE),
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let shutdown = CancellationToken::new();
+    let code = runtime.block_on(async {
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            trigger.cancel();
+        });
+        match cli.command {
+            None => {
+                if cli.channels.is_empty() {
+                    return fail(
+                        "no --channel given: say what to serve, as in --channel web=127.0.0.1:3000",
+                        USAGE,
+                    );
+                }
+                let mut config = AgentConfig::new(server, token, cli.channels);
+                config.name = cli.name.or_else(hostname);
+                config.target_timeout = cli.target_timeout;
+                config.mux = cli.common.mux();
+                match run_agent(config, shutdown).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(AgentError::Refused(r)) => fail(
+                        &format!("the server refused this agent ({}): {}", r.status, r.reason),
+                        USAGE,
+                    ),
+                }
+            }
+            Some(Command::Forward { forwards }) => {
+                let config = ClientConfig {
+                    server,
+                    token,
+                    mux: cli.common.mux(),
+                };
+                report(forward(config, forwards, shutdown).await)
+            }
+            Some(Command::Connect { channel }) => {
+                let config = ClientConfig {
+                    server,
+                    token,
+                    mux: cli.common.mux(),
+                };
+                report(connect(config, &channel).await)
+            }
+        }
+    });
+    // stdin is read on a blocking thread that would keep the runtime alive.
+    runtime.shutdown_background();
+    code
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let fatal = err
+                .downcast_ref::<DialError>()
+                .is_some_and(DialError::is_fatal);
+            fail(&format!("{err:#}"), if fatal { USAGE } else { 1 })
+        }
+    }
+}
+
+fn fail(msg: &str, code: u8) -> ExitCode {
+    eprintln!("local-agent: {msg}");
+    ExitCode::from(code)
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}

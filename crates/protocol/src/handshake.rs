@@ -226,19 +226,20 @@ impl LinkRequest {
                 format!("protocol version {version} is not supported; this server speaks version {PROTOCOL_VERSION}: upgrade the older side"),
             ));
         }
-        let window =
-            match head.header("uptun-window") {
-                None => DEFAULT_WINDOW,
-                Some(v) => match v.trim().parse::<u32>() {
-                    Ok(w) if (MIN_WINDOW..=MAX_WINDOW).contains(&w) => w,
-                    _ => return Err(Refusal::new(
+        let window = match head.header("uptun-window") {
+            None => DEFAULT_WINDOW,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(w) if (MIN_WINDOW..=MAX_WINDOW).contains(&w) => w,
+                _ => {
+                    return Err(Refusal::new(
                         400,
                         format!(
                             "Uptun-Window {v:?} must be a number from {MIN_WINDOW} to {MAX_WINDOW}"
                         ),
-                    )),
-                },
-            };
+                    ))
+                }
+            },
+        };
         let token = head.header("authorization").and_then(|v| {
             let v = v.trim();
             let (scheme, rest) = v.split_once(' ')?;

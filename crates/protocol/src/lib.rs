@@ -6,6 +6,7 @@
 //! implementation and is shared by `public-server` and `local-agent`.
 #![forbid(unsafe_code)]
 
+pub mod cli_support;
 mod codec;
 mod error;
 mod frame;

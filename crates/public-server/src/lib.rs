@@ -1,1 +1,18 @@
-//! placeholder
+//! The uptun public server: owns one port, tells agents, clients, built-in
+//! endpoints, web users and raw TCP users apart by their first bytes, and
+//! relays users to the agents serving their channel.
+#![forbid(unsafe_code)]
+
+mod classify;
+mod cli;
+mod config;
+mod endpoints;
+mod links;
+mod registry;
+mod server;
+mod users;
+
+pub use cli::{init_logging, Cli, LogFormat};
+pub use config::Config;
+pub use registry::Registry;
+pub use server::run;

@@ -1,0 +1,174 @@
+//! The agent: keeps a link to the public server, reconnecting with backoff,
+//! and serves each stream the server opens by dialing the channel's target.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+use uptun_protocol::handshake::{PeerKind, Refusal};
+use uptun_protocol::{relay, spawn_link, IncomingStream, Role};
+
+use crate::backoff::Backoff;
+use crate::dial::{dial, DialError, LinkParams, ServerUrl};
+use crate::target::Target;
+
+/// Everything an agent needs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub server: ServerUrl,
+    pub token: String,
+    /// Channel name → target, in the order given.
+    pub channels: Vec<(String, Target)>,
+    /// Shown in the server's logs and status page.
+    pub name: Option<String>,
+    /// How long dialing a target may take before the stream is refused.
+    pub target_timeout: Duration,
+    /// Link tunables (window, ping interval, …).
+    pub mux: uptun_protocol::Config,
+    /// First and largest reconnect delay.
+    pub backoff: (Duration, Duration),
+}
+
+impl AgentConfig {
+    pub fn new(
+        server: ServerUrl,
+        token: impl Into<String>,
+        channels: Vec<(String, Target)>,
+    ) -> Self {
+        AgentConfig {
+            server,
+            token: token.into(),
+            channels,
+            name: None,
+            target_timeout: Duration::from_secs(10),
+            mux: uptun_protocol::Config::default(),
+            backoff: (Duration::from_millis(500), Duration::from_secs(30)),
+        }
+    }
+}
+
+/// Why an agent stopped for good.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The server refused us in a way retrying cannot fix (401, 403, 426, …).
+    #[error("{}", .0.reason)]
+    Refused(Refusal),
+}
+
+/// Runs the agent until `shutdown` is cancelled or the server refuses it.
+pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
+    let targets: Arc<HashMap<String, Target>> = Arc::new(config.channels.iter().cloned().collect());
+    let names: Vec<String> = config.channels.iter().map(|(n, _)| n.clone()).collect();
+    let mut backoff = Backoff::new(config.backoff.0, config.backoff.1);
+    while !shutdown.is_cancelled() {
+        let params = LinkParams {
+            url: &config.server,
+            token: &config.token,
+            kind: PeerKind::Agent,
+            channels: names.clone(),
+            window: config.mux.window,
+            name: config.name.clone(),
+        };
+        let attempt = tokio::select! {
+            r = dial(params) => r,
+            _ = shutdown.cancelled() => break,
+        };
+        match attempt {
+            Ok(dialed) => {
+                backoff.reset();
+                info!(server = %config.server, channels = %names.join(","), "link up: serving channels");
+                let reason = serve_link(dialed, &config, targets.clone(), &shutdown).await;
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                warn!(server = %config.server, %reason, "link lost");
+            }
+            Err(err) if err.is_fatal() => {
+                let DialError::Refused(refusal) = err else {
+                    unreachable!("only refusals are fatal")
+                };
+                return Err(AgentError::Refused(refusal));
+            }
+            Err(err) => warn!(%err, "cannot connect"),
+        }
+        let delay = backoff.next_delay();
+        info!("reconnecting in {:.1} s", delay.as_secs_f64());
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    Ok(())
+}
+
+/// Serves one link until it closes; returns why it closed.
+async fn serve_link(
+    dialed: crate::dial::Dialed,
+    config: &AgentConfig,
+    targets: Arc<HashMap<String, Target>>,
+    shutdown: &CancellationToken,
+) -> String {
+    let (link, mut incoming) = spawn_link(
+        dialed.read,
+        dialed.write,
+        dialed.leftover,
+        Role::Dialer,
+        config.mux.clone(),
+        dialed.peer_window,
+    );
+    loop {
+        tokio::select! {
+            next = incoming.next() => match next {
+                Some(stream) => {
+                    let span = tracing::info_span!("stream", channel = %stream.channel, user = %stream.peer);
+                    tokio::spawn(serve_stream(stream, targets.clone(), config.target_timeout).instrument(span));
+                }
+                None => break,
+            },
+            _ = shutdown.cancelled() => {
+                // Tell the server to send no new streams, then let the open ones finish.
+                let _ = link.go_away("the agent is shutting down").await;
+                let drained = async {
+                    while link.stream_count() > 0 && !link.is_closed() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(10), drained).await;
+                link.close("the agent shut down");
+                break;
+            }
+        }
+    }
+    link.closed().await;
+    link.close_reason().unwrap_or_default()
+}
+
+async fn serve_stream(
+    incoming: IncomingStream,
+    targets: Arc<HashMap<String, Target>>,
+    timeout: Duration,
+) {
+    let Some(target) = targets.get(&incoming.channel) else {
+        let reason = format!("this agent does not serve channel \"{}\"", incoming.channel);
+        warn!(%reason, "stream refused");
+        incoming.refuse(&reason);
+        return;
+    };
+    let (read, write) = match target.dial(timeout).await {
+        Ok(halves) => halves,
+        Err(reason) => {
+            warn!(%reason, "stream refused");
+            incoming.refuse(&reason);
+            return;
+        }
+    };
+    let Ok(stream) = incoming.accept().await else {
+        return;
+    };
+    match relay(stream, read, write).await {
+        Ok(stats) => tracing::debug!(sent = stats.sent, received = stats.received, "stream done"),
+        Err(err) => tracing::debug!(%err, "stream ended early"),
+    }
+}

@@ -1,0 +1,143 @@
+//! Command-line flags of `local-agent`. Every flag also reads an environment
+//! variable (`UPTUN_SERVER`, `UPTUN_TOKEN`, …).
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use uptun_protocol::cli_support::{parse_duration, LogFormat};
+
+use crate::client::ForwardSpec;
+use crate::dial::ServerUrl;
+
+const EXAMPLES: &str = "\
+Examples:
+  # Serve a web app and ssh through the public server
+  local-agent --server http://tunnel.example.com --token s3cret \\
+      --channel web=127.0.0.1:3000 --channel ssh=10.0.0.5:22
+
+  # Reach the ssh channel from anywhere, through the same port
+  ssh -o ProxyCommand='local-agent connect --server http://tunnel.example.com --token s3cret ssh' me@host
+
+  # Or map it to a local port
+  local-agent forward --server http://tunnel.example.com --token s3cret 127.0.0.1:2222=ssh";
+
+/// uptun agent and client.
+///
+/// Without a subcommand, runs the agent: keeps a link to the public server and
+/// serves each --channel by dialing its target. `forward` and `connect` are
+/// clients that open streams to a channel.
+#[derive(Debug, Parser)]
+#[command(name = "local-agent", version, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// A channel to serve, NAME=TARGET; TARGET is HOST:PORT or unix:/PATH (repeatable)
+    #[arg(long = "channel", short = 'c', env = "UPTUN_CHANNELS", value_delimiter = ',',
+          value_name = "NAME=TARGET", value_parser = parse_channel)]
+    pub channels: Vec<(String, crate::Target)>,
+
+    /// Name shown in the server's logs and status page [default: this host's name]
+    #[arg(long, env = "UPTUN_NAME")]
+    pub name: Option<String>,
+
+    /// How long dialing a target may take before the stream is refused
+    #[arg(long, env = "UPTUN_TARGET_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub target_timeout: Duration,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The public server, as http://HOST[:PORT]
+    #[arg(
+        long,
+        short = 's',
+        env = "UPTUN_SERVER",
+        global = true,
+        value_name = "URL"
+    )]
+    pub server: Option<ServerUrl>,
+
+    /// Token the server expects (its --agent-token, or --client-token for clients)
+    #[arg(
+        long,
+        short = 't',
+        env = "UPTUN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token: Option<String>,
+
+    /// Receive window per stream, in bytes
+    #[arg(long, env = "UPTUN_WINDOW", global = true, default_value_t = uptun_protocol::handshake::DEFAULT_WINDOW,
+          value_parser = clap::value_parser!(u32).range(16_384..=67_108_864))]
+    pub window: u32,
+
+    /// Interval between PINGs on idle links
+    #[arg(long, env = "UPTUN_PING_INTERVAL", global = true, default_value = "15s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// Log format: text or json (filter with RUST_LOG, e.g. RUST_LOG=debug)
+    #[arg(long, env = "UPTUN_LOG_FORMAT", global = true, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Listen on local ports; carry each connection to a channel
+    #[command(
+        after_help = "Example:\n  local-agent forward --server http://tunnel.example.com --token s3cret \\\n      127.0.0.1:2222=ssh 127.0.0.1:5433=db\n  ssh -p 2222 me@127.0.0.1"
+    )]
+    Forward {
+        /// LISTEN=CHANNEL, as in 127.0.0.1:2222=ssh (a bare port listens on 127.0.0.1)
+        #[arg(required = true, value_name = "LISTEN=CHANNEL")]
+        forwards: Vec<ForwardSpec>,
+    },
+    /// Carry stdin/stdout to a channel (for ssh's ProxyCommand)
+    #[command(
+        after_help = "Example:\n  ssh -o ProxyCommand='local-agent connect --server http://tunnel.example.com --token s3cret ssh' me@host"
+    )]
+    Connect {
+        /// The channel to connect to
+        channel: String,
+    },
+}
+
+fn parse_channel(s: &str) -> Result<(String, crate::Target), String> {
+    let (name, target) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=TARGET, as in ssh=127.0.0.1:22"))?;
+    if !uptun_protocol::valid_channel_name(name) {
+        return Err(format!(
+            "{name:?} is not a channel name: use letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok((name.to_string(), target.parse()?))
+}
+
+impl Common {
+    /// The mux settings these flags ask for.
+    pub fn mux(&self) -> uptun_protocol::Config {
+        uptun_protocol::Config {
+            window: self.window,
+            ping_interval: self.ping_interval,
+            idle_timeout: self.ping_interval * 3,
+            ..uptun_protocol::Config::default()
+        }
+    }
+
+    /// --server and --token, or a message saying how to give them.
+    pub fn server_and_token(&self) -> Result<(ServerUrl, String), String> {
+        let server = self.server.clone().ok_or(
+            "--server is required (or set UPTUN_SERVER), as in --server http://tunnel.example.com",
+        )?;
+        let token = self.token.clone().ok_or(
+            "--token is required (or set UPTUN_TOKEN): the public server printed it at start",
+        )?;
+        Ok((server, token))
+    }
+}

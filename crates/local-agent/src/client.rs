@@ -1,0 +1,201 @@
+//! Clients: open streams to channels through the public server, from local
+//! listening ports (`forward`) or from stdin/stdout (`connect`).
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+use uptun_protocol::handshake::PeerKind;
+use uptun_protocol::{relay, spawn_link, LinkHandle, Role};
+
+use crate::dial::{dial, DialError, LinkParams, ServerUrl};
+
+/// How a client reaches the server.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub server: ServerUrl,
+    pub token: String,
+    pub mux: uptun_protocol::Config,
+}
+
+/// `LISTEN=CHANNEL`: accept on LISTEN, carry each connection to CHANNEL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardSpec {
+    pub listen: String,
+    pub channel: String,
+}
+
+impl std::str::FromStr for ForwardSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (listen, channel) = s
+            .rsplit_once('=')
+            .ok_or_else(|| format!("{s:?} is not LISTEN=CHANNEL, as in 127.0.0.1:2222=ssh"))?;
+        let listen = if listen.contains(':') {
+            listen.to_string()
+        } else {
+            format!("127.0.0.1:{listen}")
+        };
+        if !uptun_protocol::valid_channel_name(channel) {
+            return Err(format!("{channel:?} is not a channel name"));
+        }
+        Ok(ForwardSpec {
+            listen,
+            channel: channel.to_string(),
+        })
+    }
+}
+
+/// One client link, dialed on first use and again after it drops.
+struct SharedLink {
+    config: ClientConfig,
+    current: Mutex<Option<LinkHandle>>,
+}
+
+impl SharedLink {
+    async fn get(&self) -> Result<LinkHandle, DialError> {
+        let mut current = self.current.lock().await;
+        if let Some(link) = current.as_ref().filter(|l| !l.is_closed()) {
+            return Ok(link.clone());
+        }
+        let link = open_link(&self.config).await?;
+        *current = Some(link.clone());
+        Ok(link)
+    }
+}
+
+async fn open_link(config: &ClientConfig) -> Result<LinkHandle, DialError> {
+    let dialed = dial(LinkParams {
+        url: &config.server,
+        token: &config.token,
+        kind: PeerKind::Client,
+        channels: Vec::new(),
+        window: config.mux.window,
+        name: None,
+    })
+    .await?;
+    let mut mux = config.mux.clone();
+    mux.accept_incoming = false;
+    let (link, _incoming) = spawn_link(
+        dialed.read,
+        dialed.write,
+        dialed.leftover,
+        Role::Dialer,
+        mux,
+        dialed.peer_window,
+    );
+    Ok(link)
+}
+
+/// Listens on every spec's address and carries each accepted connection to
+/// its channel, until `shutdown`. Fails at once if an address cannot be bound.
+pub async fn forward(
+    config: ClientConfig,
+    specs: Vec<ForwardSpec>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let shared = Arc::new(SharedLink {
+        config,
+        current: Mutex::new(None),
+    });
+    // Check the server and token before listening, so mistakes show at once.
+    shared.get().await?;
+    let mut listeners = Vec::new();
+    for spec in specs {
+        let listener = TcpListener::bind(&spec.listen).await.with_context(|| {
+            format!("could not listen on {} (is the port in use?)", spec.listen)
+        })?;
+        info!(listen = %listener.local_addr()?, channel = %spec.channel, "forwarding");
+        listeners.push((listener, spec.channel));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (listener, channel) in listeners {
+        tasks.spawn(accept_loop(
+            listener,
+            channel,
+            shared.clone(),
+            shutdown.clone(),
+        ));
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    channel: String,
+    shared: Arc<SharedLink>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(err) => {
+                    warn!(%err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let _ = socket.set_nodelay(true);
+        let shared = shared.clone();
+        let channel = channel.clone();
+        let span = tracing::info_span!("forward", %channel, %peer);
+        tokio::spawn(
+            async move {
+                let link = match shared.get().await {
+                    Ok(link) => link,
+                    Err(err) => return warn!(%err, "connection dropped"),
+                };
+                let stream = match link.open(&channel, &peer.to_string()).await {
+                    Ok(s) => s,
+                    Err(err) => return warn!(%err, "connection dropped"),
+                };
+                let (read, write) = socket.into_split();
+                if let Err(err) = relay(stream, read, write).await {
+                    warn!(%err, "connection ended early");
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// Carries stdin/stdout to `channel` (ssh's ProxyCommand). Returns once both
+/// directions have finished.
+pub async fn connect(config: ClientConfig, channel: &str) -> anyhow::Result<()> {
+    let link = open_link(&config).await?;
+    let stream = link
+        .open(channel, "stdio")
+        .await
+        .map_err(|e| anyhow::anyhow!("channel {channel}: {e}"))?;
+    let result = relay(stream, tokio::io::stdin(), tokio::io::stdout()).await;
+    // Everything queued (the last bytes, FIN) reaches the server before we exit.
+    let _ = link.flush().await;
+    result
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("channel {channel}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_specs() {
+        let s: ForwardSpec = "127.0.0.1:2222=ssh".parse().unwrap();
+        assert_eq!(
+            (s.listen.as_str(), s.channel.as_str()),
+            ("127.0.0.1:2222", "ssh")
+        );
+        let s: ForwardSpec = "8080=web".parse().unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert!("8080".parse::<ForwardSpec>().is_err());
+        assert!("8080=a b".parse::<ForwardSpec>().is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! What a channel leads to on the agent's side, and how it is dialed.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A channel's target: `host:port` or `unix:/path/to.sock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Tcp(String),
+    Unix(std::path::PathBuf),
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path, as in unix:/run/app.sock".into());
+            }
+            return Ok(Target::Unix(path.into()));
+        }
+        match s.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(Target::Tcp(s.to_string()))
+            }
+            _ => Err(format!("target {s:?} is not HOST:PORT or unix:/PATH")),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tcp(addr) => f.write_str(addr),
+            Target::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// A connected target, split for relaying.
+pub(crate) type Halves = (
+    Box<dyn AsyncRead + Unpin + Send>,
+    Box<dyn AsyncWrite + Unpin + Send>,
+);
+
+impl Target {
+    /// Dials the target; the error reads "could not reach HOST:PORT: …".
+    pub(crate) async fn dial(&self, timeout: Duration) -> Result<Halves, String> {
+        let attempt = async {
+            match self {
+                Target::Tcp(addr) => {
+                    let s = tokio::net::TcpStream::connect(addr).await?;
+                    let _ = s.set_nodelay(true);
+                    let (r, w) = s.into_split();
+                    Ok::<Halves, std::io::Error>((Box::new(r), Box::new(w)))
+                }
+                Target::Unix(path) => {
+                    let s = tokio::net::UnixStream::connect(path).await?;
+                    let (r, w) = s.into_split();
+                    Ok::<Halves, std::io::Error>((Box::new(r), Box::new(w)))
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(halves)) => Ok(halves),
+            Ok(Err(err)) => Err(format!("could not reach {self}: {err}")),
+            Err(_) => Err(format!(
+                "could not reach {self}: no answer within {} s",
+                timeout.as_secs()
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        assert_eq!("10.0.0.5:22".parse(), Ok(Target::Tcp("10.0.0.5:22".into())));
+        assert_eq!(
+            "localhost:8080".parse(),
+            Ok(Target::Tcp("localhost:8080".into()))
+        );
+        assert_eq!(
+            "unix:/run/a.sock".parse(),
+            Ok(Target::Unix("/run/a.sock".into()))
+        );
+        assert!("localhost".parse::<Target>().is_err());
+        assert!("host:99999".parse::<Target>().is_err());
+        assert!("unix:".parse::<Target>().is_err());
+    }
+}

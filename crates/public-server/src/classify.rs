@@ -1,0 +1,208 @@
+//! Reads the first bytes of a connection (bounded in size and time) and
+//! decides what kind of visitor it is. Every byte read here is handed on:
+//! it is the first data of whatever the connection becomes.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::{timeout_at, Instant};
+use uptun_protocol::handshake::{parse_request_head, HeadError, PeerKind, Refusal, RequestHead};
+
+use crate::config::Config;
+
+/// What a connection turned out to be.
+#[derive(Debug)]
+pub enum Visitor {
+    /// An agent or client asking for a link.
+    Link {
+        kind: PeerKind,
+        head: RequestHead,
+        buf: BytesMut,
+    },
+    /// A request for a built-in endpoint (`/_uptun/health`).
+    Endpoint { head: RequestHead },
+    /// Any other HTTP request, routed to the HTTP channel.
+    Web { buf: BytesMut },
+    /// Not HTTP: routed by content to a channel.
+    Raw { channel: String, buf: BytesMut },
+    /// HTTP that cannot be served; answer and close.
+    Reject(Refusal),
+    /// Closed before sending anything.
+    Gone,
+}
+
+/// Four-byte starts of HTTP/1 request methods. Four bytes decide, so a raw
+/// protocol is ruled out as HTTP (and as a link) after one short read.
+const HTTP_STARTS: [&[u8; 4]; 9] = [
+    b"GET ", b"HEAD", b"POST", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC",
+];
+
+pub async fn classify<R: AsyncRead + Unpin>(
+    io: &mut R,
+    config: &Config,
+) -> std::io::Result<Visitor> {
+    let mut buf = BytesMut::with_capacity(4096);
+    let sniff_deadline = Instant::now() + config.sniff_timeout;
+    while buf.len() < 4 {
+        match timeout_at(sniff_deadline, io.read_buf(&mut buf)).await {
+            Err(_) => break,
+            Ok(Ok(0)) if buf.is_empty() => return Ok(Visitor::Gone),
+            Ok(Ok(0)) => break,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+    if buf.starts_with(b"SSH-") {
+        return Ok(Visitor::Raw {
+            channel: config.ssh_channel.clone(),
+            buf,
+        });
+    }
+    if buf.len() < 4 || !HTTP_STARTS.iter().any(|m| buf.starts_with(&m[..])) {
+        return Ok(Visitor::Raw {
+            channel: config.tcp_channel.clone(),
+            buf,
+        });
+    }
+    let head = match read_head(io, &mut buf, config.header_timeout).await? {
+        Ok(head) => head,
+        Err(refusal) => return Ok(Visitor::Reject(refusal)),
+    };
+    if let Some(kind) = head.link_kind() {
+        return Ok(Visitor::Link { kind, head, buf });
+    }
+    if is_endpoint(&head, &config.endpoint_prefix) {
+        return Ok(Visitor::Endpoint { head });
+    }
+    Ok(Visitor::Web { buf })
+}
+
+/// Reads until a whole request head is in `buf` (at most 16 KiB, within the
+/// header deadline), or says which refusal to answer with.
+async fn read_head<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    header_timeout: Duration,
+) -> std::io::Result<Result<RequestHead, Refusal>> {
+    let deadline = Instant::now() + header_timeout;
+    loop {
+        match parse_request_head(buf) {
+            Ok(Some(head)) => return Ok(Ok(head)),
+            Ok(None) => {}
+            Err(HeadError::TooLarge) => {
+                return Ok(Err(Refusal::new(431, "request header larger than 16 KiB")))
+            }
+            Err(HeadError::Malformed(why)) => {
+                return Ok(Err(Refusal::new(
+                    400,
+                    format!("malformed HTTP request: {why}"),
+                )))
+            }
+        }
+        match timeout_at(deadline, io.read_buf(buf)).await {
+            Err(_) => {
+                return Ok(Err(Refusal::new(
+                    408,
+                    format!(
+                        "request header not complete within {} s",
+                        header_timeout.as_secs()
+                    ),
+                )))
+            }
+            Ok(Ok(0)) => {
+                return Ok(Err(Refusal::new(
+                    400,
+                    "connection closed inside the request header",
+                )))
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+}
+
+fn is_endpoint(head: &RequestHead, prefix: &str) -> bool {
+    if head.method != "GET" && head.method != "HEAD" {
+        return false;
+    }
+    let path = head.path.split('?').next().unwrap_or_default();
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn run(input: &'static [u8]) -> Visitor {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            tokio::io::AsyncWriteExt::write_all(&mut client, input)
+                .await
+                .unwrap();
+            // Keep the write side open so silence, not EOF, ends short inputs.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        let mut config = Config::new("t");
+        config.sniff_timeout = Duration::from_millis(50);
+        config.header_timeout = Duration::from_millis(200);
+        classify(&mut server, &config).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn ssh_banner_goes_to_ssh() {
+        match run(b"SSH-2.0-OpenSSH_9.2\r\n").await {
+            Visitor::Raw { channel, buf } => {
+                assert_eq!(channel, "ssh");
+                assert!(buf.starts_with(b"SSH-2.0"));
+            }
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_and_silence_go_to_tcp_with_their_bytes() {
+        match run(b"\x16\x03\x01\x02\x00garbage").await {
+            Visitor::Raw { channel, buf } => assert_eq!(
+                (channel.as_str(), &buf[..4]),
+                ("tcp", &b"\x16\x03\x01\x02"[..])
+            ),
+            v => panic!("{v:?}"),
+        }
+        match run(b"").await {
+            Visitor::Raw { channel, buf } => assert_eq!((channel.as_str(), buf.len()), ("tcp", 0)),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn http_kinds() {
+        let web = b"HEAD / HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\n\r\nrest";
+        match run(web).await {
+            Visitor::Web { buf } => assert_eq!(&buf[..], &web[..]),
+            v => panic!("{v:?}"),
+        }
+        assert!(matches!(
+            run(b"GET /_uptun/health HTTP/1.1\r\n\r\n").await,
+            Visitor::Endpoint { .. }
+        ));
+        let link =
+            b"HEAD /_uptun/link HTTP/1.1\r\nupgrade: tcp\r\nuser-agent: uptun-agent/0.1\r\n\r\n";
+        assert!(matches!(
+            run(link).await,
+            Visitor::Link {
+                kind: PeerKind::Agent,
+                ..
+            }
+        ));
+        assert!(matches!(
+            run(b"GET / HTTP/1.1\r\nHost: slow").await,
+            Visitor::Reject(Refusal { status: 408, .. })
+        ));
+        assert!(matches!(
+            run(b"GET \x01\x02 HTTP/1.1\r\n\r\n").await,
+            Visitor::Reject(Refusal { status: 400, .. })
+        ));
+    }
+}

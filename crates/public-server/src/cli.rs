@@ -1,0 +1,152 @@
+//! Command-line flags of `public-server`; every flag also reads an
+//! environment variable, so a PaaS can configure it without a shell.
+
+use std::time::Duration;
+
+use clap::Parser;
+use uptun_protocol::cli_support::parse_duration;
+pub use uptun_protocol::cli_support::{init_logging, LogFormat};
+
+use crate::config::Config;
+
+const EXAMPLES: &str = "\
+Examples:
+  # On a VPS: one port for agents, web users and ssh users
+  public-server --listen 0.0.0.0:443 --agent-token \"$(openssl rand -hex 16)\"
+
+  # On a PaaS (Heroku, Fly, Render): the platform sets PORT
+  UPTUN_AGENT_TOKEN=s3cret public-server
+
+  # Then, on the machine behind NAT
+  local-agent --server https://tunnel.example.com --token s3cret \\
+      --channel web=127.0.0.1:3000 --channel ssh=127.0.0.1:22";
+
+/// uptun public server: one port for agents, clients, web and TCP users.
+///
+/// Agents dial this port with an HTTP upgrade and serve named channels; ordinary
+/// HTTP users go to the HTTP channel, connections starting with `SSH-` to the
+/// ssh channel, everything else to the TCP channel.
+#[derive(Debug, Parser)]
+#[command(name = "public-server", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Address to listen on [default: 0.0.0.0:$PORT, or 0.0.0.0:8080 without PORT]
+    #[arg(long, env = "UPTUN_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Token agents must present. Without one, a random token is generated and printed once.
+    #[arg(
+        long,
+        env = "UPTUN_AGENT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub agent_token: Option<String>,
+
+    /// Token clients (forward, connect) must present [default: the agent token]
+    #[arg(
+        long,
+        env = "UPTUN_CLIENT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub client_token: Option<String>,
+
+    /// Channel that ordinary HTTP users are routed to
+    #[arg(
+        long,
+        env = "UPTUN_HTTP_CHANNEL",
+        default_value = "web",
+        value_name = "NAME"
+    )]
+    pub http_channel: String,
+
+    /// Channel for raw connections that start with `SSH-`
+    #[arg(
+        long,
+        env = "UPTUN_SSH_CHANNEL",
+        default_value = "ssh",
+        value_name = "NAME"
+    )]
+    pub ssh_channel: String,
+
+    /// Channel for every other raw TCP connection
+    #[arg(
+        long,
+        env = "UPTUN_TCP_CHANNEL",
+        default_value = "tcp",
+        value_name = "NAME"
+    )]
+    pub tcp_channel: String,
+
+    /// Path prefix of the built-in endpoints (health, status)
+    #[arg(
+        long,
+        env = "UPTUN_ENDPOINT_PREFIX",
+        default_value = "/_uptun",
+        value_name = "PATH"
+    )]
+    pub endpoint_prefix: String,
+
+    /// How long a user waits for an agent of its channel (rides out agent restarts)
+    #[arg(long, env = "UPTUN_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Silence after which a raw connection is routed without its first bytes
+    #[arg(long, env = "UPTUN_SNIFF_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
+    pub sniff_timeout: Duration,
+
+    /// Time an HTTP request head may take to arrive
+    #[arg(long, env = "UPTUN_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Receive window per stream, in bytes (flow-control credit)
+    #[arg(long, env = "UPTUN_WINDOW", default_value_t = uptun_protocol::handshake::DEFAULT_WINDOW,
+          value_parser = clap::value_parser!(u32).range(16_384..=67_108_864))]
+    pub window: u32,
+
+    /// Interval between PINGs on idle links
+    #[arg(long, env = "UPTUN_PING_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// Log format: text or json (filter with RUST_LOG, e.g. RUST_LOG=debug)
+    #[arg(long, env = "UPTUN_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Cli {
+    /// `--listen`, else `0.0.0.0:$PORT`, else `0.0.0.0:8080`.
+    pub fn listen_addr(&self) -> String {
+        self.listen.clone().unwrap_or_else(|| {
+            let port = std::env::var("PORT")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "8080".into());
+            format!("0.0.0.0:{port}")
+        })
+    }
+
+    /// The server configuration, and whether the agent token was generated.
+    pub fn into_config(self) -> (Config, bool) {
+        let generated = self.agent_token.is_none();
+        let token = self.agent_token.unwrap_or_else(generate_token);
+        let mut config = Config::new(token);
+        config.client_token = self.client_token;
+        config.http_channel = self.http_channel;
+        config.ssh_channel = self.ssh_channel;
+        config.tcp_channel = self.tcp_channel;
+        config.endpoint_prefix = self.endpoint_prefix.trim_end_matches('/').to_string();
+        config.connect_timeout = self.connect_timeout;
+        config.sniff_timeout = self.sniff_timeout;
+        config.header_timeout = self.header_timeout;
+        config.mux.window = self.window;
+        config.mux.ping_interval = self.ping_interval;
+        config.mux.idle_timeout = self.ping_interval * 3;
+        (config, generated)
+    }
+}
+
+/// A fresh random token: 32 characters of letters and digits.
+pub fn generate_token() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+}

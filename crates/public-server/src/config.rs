@@ -1,0 +1,57 @@
+//! Everything the server needs to know, independent of how it was given.
+
+use std::time::Duration;
+
+/// Server settings. `Cli` builds one from flags and the environment; tests
+/// and the demo build one directly.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Token agents must present (`Authorization: Bearer`).
+    pub agent_token: String,
+    /// Token clients must present; the agent token when unset.
+    pub client_token: Option<String>,
+    /// Channel that ordinary HTTP users are routed to.
+    pub http_channel: String,
+    /// Channel for raw users whose first bytes are `SSH-`.
+    pub ssh_channel: String,
+    /// Channel for every other raw user (and silent ones).
+    pub tcp_channel: String,
+    /// Path prefix of the built-in endpoints (`/_uptun/health`).
+    pub endpoint_prefix: String,
+    /// How long a user waits for an agent of its channel to appear.
+    pub connect_timeout: Duration,
+    /// A connection silent this long at the start is a raw user of a
+    /// protocol where the server speaks first.
+    pub sniff_timeout: Duration,
+    /// How long an HTTP request head may take to arrive.
+    pub header_timeout: Duration,
+    /// Link tunables (window, ping interval, …).
+    pub mux: uptun_protocol::Config,
+}
+
+impl Config {
+    pub fn new(agent_token: impl Into<String>) -> Config {
+        Config {
+            agent_token: agent_token.into(),
+            client_token: None,
+            http_channel: "web".into(),
+            ssh_channel: "ssh".into(),
+            tcp_channel: "tcp".into(),
+            endpoint_prefix: "/_uptun".into(),
+            connect_timeout: Duration::from_secs(10),
+            sniff_timeout: Duration::from_millis(500),
+            header_timeout: Duration::from_secs(10),
+            mux: uptun_protocol::Config::default(),
+        }
+    }
+
+    /// The token a peer of this kind must present.
+    pub(crate) fn token_for(&self, kind: uptun_protocol::handshake::PeerKind) -> &str {
+        match kind {
+            uptun_protocol::handshake::PeerKind::Agent => &self.agent_token,
+            uptun_protocol::handshake::PeerKind::Client => {
+                self.client_token.as_deref().unwrap_or(&self.agent_token)
+            }
+        }
+    }
+}

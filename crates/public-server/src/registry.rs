@@ -1,0 +1,114 @@
+//! Which agent links serve which channels. Several agents may serve one
+//! channel; new streams are spread across them round-robin.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::Notify;
+use uptun_protocol::LinkHandle;
+
+#[derive(Debug, Clone)]
+struct Member {
+    id: u64,
+    link: LinkHandle,
+}
+
+/// A summary of one agent link, for the status endpoint.
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub channels: Vec<String>,
+    pub streams: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    channels: DashMap<String, Vec<Member>>,
+    agents: DashMap<u64, (AgentInfo, LinkHandle)>,
+    next_id: AtomicU64,
+    round_robin: AtomicUsize,
+    changed: Notify,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers an agent link; returns the id to remove it with.
+    pub fn add(&self, info: AgentInfo, link: LinkHandle) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        for channel in &info.channels {
+            self.channels
+                .entry(channel.clone())
+                .or_default()
+                .push(Member {
+                    id,
+                    link: link.clone(),
+                });
+        }
+        self.agents.insert(id, (info, link));
+        self.changed.notify_waiters();
+        id
+    }
+
+    pub fn remove(&self, id: u64) {
+        if let Some((_, (info, _))) = self.agents.remove(&id) {
+            for channel in &info.channels {
+                if let Some(mut members) = self.channels.get_mut(channel) {
+                    members.retain(|m| m.id != id);
+                }
+                self.channels
+                    .remove_if(channel, |_, members| members.is_empty());
+            }
+        }
+    }
+
+    /// An open link serving `channel`, taking turns among several.
+    pub fn pick(&self, channel: &str) -> Option<LinkHandle> {
+        let members = self.channels.get(channel)?;
+        let usable: Vec<&Member> = members
+            .iter()
+            .filter(|m| !m.link.is_closed() && !m.link.peer_going_away())
+            .collect();
+        if usable.is_empty() {
+            return None;
+        }
+        let turn = self.round_robin.fetch_add(1, Ordering::Relaxed);
+        Some(usable[turn % usable.len()].link.clone())
+    }
+
+    /// Like `pick`, but waits up to `timeout` for an agent to appear, so
+    /// users ride out an agent's reconnect.
+    pub async fn wait_for(&self, channel: &str, timeout: Duration) -> Option<LinkHandle> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(link) = self.pick(channel) {
+                return Some(link);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Every agent link, for the status endpoint.
+    pub fn agents(&self) -> Vec<AgentInfo> {
+        self.agents
+            .iter()
+            .map(|e| {
+                let (info, link) = e.value();
+                AgentInfo {
+                    streams: link.stream_count(),
+                    ..info.clone()
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,96 @@
+//! The accept loop: accepts and spawns, nothing else. Classification and
+//! handshakes happen in each connection's own task, under deadlines.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::classify::{classify, Visitor};
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::{endpoints, links, users};
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub config: Config,
+    pub registry: Registry,
+    pub shutdown: CancellationToken,
+}
+
+/// How long open connections get to finish once shutdown is asked for.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves `listener` until `shutdown` is cancelled, then gives open
+/// connections up to ten seconds to finish.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let state = Arc::new(State {
+        config,
+        registry: Registry::new(),
+        shutdown: shutdown.clone(),
+    });
+    let tracker = TaskTracker::new();
+    info!(addr = %listener.local_addr()?, "listening");
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let span = info_span!("conn", %peer);
+                    tracker.spawn(handle(socket, peer, state.clone()).instrument(span));
+                }
+                Err(err) => {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    tracker.close();
+    if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
+        warn!(
+            connections = tracker.len(),
+            "closing connections still open after {} s",
+            DRAIN.as_secs()
+        );
+    }
+    Ok(())
+}
+
+async fn handle(mut socket: TcpStream, peer: SocketAddr, state: Arc<State>) {
+    let _ = socket.set_nodelay(true);
+    let visitor = match classify(&mut socket, &state.config).await {
+        Ok(v) => v,
+        Err(err) => {
+            tracing::debug!(%err, "connection failed before it was classified");
+            return;
+        }
+    };
+    match visitor {
+        Visitor::Link { kind, head, buf } => {
+            links::serve(socket, peer, kind, head, buf, state).await
+        }
+        Visitor::Endpoint { head } => endpoints::serve(socket, &head, &state).await,
+        Visitor::Web { buf } => users::serve_web(socket, peer, buf, &state).await,
+        Visitor::Raw { channel, buf } => {
+            users::serve_raw(socket, peer, &channel, buf, &state).await
+        }
+        Visitor::Reject(refusal) => {
+            warn!(status = refusal.status, reason = %refusal.reason, "rejected request");
+            let _ = socket.write_all(refusal.to_http().as_bytes()).await;
+            let _ = socket.shutdown().await;
+        }
+        Visitor::Gone => {}
+    }
+}
