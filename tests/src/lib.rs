@@ -1,1 +1,45 @@
-//! e2e
+//! Support for uptun's end-to-end tests: real `public-server` and
+//! `local-agent` processes on port 0, in-process target servers, and
+//! checksummed data.
+
+pub mod data;
+pub mod procs;
+pub mod sshd;
+pub mod targets;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// The bound on every wait in these tests.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Polls `check` until it returns `Some`, or panics after `limit` saying what
+/// was awaited. Polling, not sleeping: it returns as soon as the condition holds.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub fn tempdir_path() -> procs::tempdir::Dir {
+    procs::tempdir::Dir::new()
+}
+
+/// Runs `fut` with the standard bound, naming it if it overruns.
+pub async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {WAIT:?}"))
+}

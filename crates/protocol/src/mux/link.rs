@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::stream::{Acceptance, IncomingStream, MuxStream, StreamShared};
 use super::{reader, writer, Config, Role};
-use crate::error::StreamError;
+use crate::error::{ProtocolError, StreamError};
 use crate::frame::{encode_open, Frame, FrameType};
+use tracing::Instrument;
 
 /// Frames waiting for the writer in stream order (OPEN, ACCEPT, DATA, FIN),
 /// plus flush markers.
@@ -170,22 +171,30 @@ where
         started: Instant::now(),
     });
 
+    // The tasks log inside the caller's span, which names the peer.
     let l = link.clone();
-    tokio::spawn(async move {
+    let read_task = async move {
         let reason = match reader::run(read, initial, l.clone(), incoming_tx).await {
             Ok(()) => "the peer closed the link".to_string(),
-            Err(err) => err.to_string(),
+            Err(ProtocolError::Io(err)) => format!("read failed: {err}"),
+            Err(err) => {
+                if !l.cancel.is_cancelled() {
+                    tracing::warn!(%err, "protocol error: closing the link");
+                }
+                format!("protocol error: {err}")
+            }
         };
         l.close(reason);
-    });
+    };
+    tokio::spawn(read_task.in_current_span());
     let l = link.clone();
-    tokio::spawn(async move {
-        if let Err(err) =
-            writer::run(write, data_rx, ctrl_rx, &l.cancel, l.config.idle_timeout).await
-        {
+    let write_task = async move {
+        let timeout = l.config.idle_timeout;
+        if let Err(err) = writer::run(write, data_rx, ctrl_rx, &l.cancel, timeout).await {
             l.close(format!("write failed: {err}"));
         }
-    });
+    };
+    tokio::spawn(write_task.in_current_span());
     let l = link.clone();
     tokio::spawn(async move {
         let mut tick =

@@ -1,0 +1,112 @@
+//! Targets that agents dial in the tests, served from the test process on
+//! 127.0.0.1 port 0.
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::data::{pattern, sha256_hex};
+
+async fn serve<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(handler(socket));
+        }
+    });
+    addr
+}
+
+/// An HTTP/1.1 server with keep-alive. `GET /bytes/LEN/SEED` answers
+/// `pattern(SEED, LEN)`; `GET /hello` answers a short greeting; HEAD works.
+pub async fn http() -> SocketAddr {
+    serve(|socket| async move {
+        let _ = http_connection(socket).await;
+    })
+    .await
+}
+
+async fn http_connection(mut socket: TcpStream) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    loop {
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = socket.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        buf.drain(..end);
+        let mut words = head.split_whitespace();
+        let method = words.next().unwrap_or_default().to_string();
+        let path = words.next().unwrap_or_default().to_string();
+        let close = head.to_ascii_lowercase().contains("connection: close");
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let (status, body) = match parts.as_slice() {
+            ["bytes", len, seed] => match (len.parse::<usize>(), seed.parse::<u64>()) {
+                (Ok(len), Ok(seed)) => ("200 OK", pattern(seed, len)),
+                _ => ("400 Bad Request", b"bad numbers\n".to_vec()),
+            },
+            ["hello"] => ("200 OK", b"hello from the target\n".to_vec()),
+            _ => ("404 Not Found", b"no such path\n".to_vec()),
+        };
+        let header = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n{}\r\n",
+            body.len(),
+            if close { "Connection: close\r\n" } else { "" }
+        );
+        socket.write_all(header.as_bytes()).await?;
+        if method != "HEAD" {
+            socket.write_all(&body).await?;
+        }
+        if close {
+            return socket.shutdown().await;
+        }
+    }
+}
+
+/// Echoes every byte back; on EOF, finishes echoing and shuts its write side.
+pub async fn echo() -> SocketAddr {
+    serve(|socket| async move {
+        let (mut r, mut w) = socket.into_split();
+        if tokio::io::copy(&mut r, &mut w).await.is_ok() {
+            let _ = w.shutdown().await;
+        }
+    })
+    .await
+}
+
+/// Reads until EOF, then answers `LEN SHA256\n` and closes: only a client
+/// whose half-close arrived, and that can still read, gets the answer.
+pub async fn digest() -> SocketAddr {
+    serve(|mut socket| async move {
+        let mut all = Vec::new();
+        if socket.read_to_end(&mut all).await.is_ok() {
+            let reply = format!("{} {}\n", all.len(), sha256_hex(&all));
+            let _ = socket.write_all(reply.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        }
+    })
+    .await
+}
+
+/// Sends `pattern(seed, len)` to every connection, then closes.
+pub async fn flood(seed: u64, len: usize) -> SocketAddr {
+    serve(move |mut socket| async move {
+        let data = pattern(seed, len);
+        let _ = socket.write_all(&data).await;
+        let _ = socket.shutdown().await;
+    })
+    .await
+}
