@@ -2,6 +2,8 @@
 //! 127.0.0.1 port 0.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -101,12 +103,24 @@ pub async fn digest() -> SocketAddr {
     .await
 }
 
-/// Sends `pattern(seed, len)` to every connection, then closes.
-pub async fn flood(seed: u64, len: usize) -> SocketAddr {
-    serve(move |mut socket| async move {
-        let data = pattern(seed, len);
-        let _ = socket.write_all(&data).await;
-        let _ = socket.shutdown().await;
+/// Sends `pattern(seed, len)` to every connection in 64 KiB writes, then
+/// closes. The counter tells how many bytes the sockets have taken so far.
+pub async fn flood(seed: u64, len: usize) -> (SocketAddr, Arc<AtomicU64>) {
+    let written = Arc::new(AtomicU64::new(0));
+    let counter = written.clone();
+    let addr = serve(move |mut socket| {
+        let written = written.clone();
+        async move {
+            let data = pattern(seed, len);
+            for chunk in data.chunks(64 * 1024) {
+                if socket.write_all(chunk).await.is_err() {
+                    return;
+                }
+                written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+            let _ = socket.shutdown().await;
+        }
     })
-    .await
+    .await;
+    (addr, counter)
 }

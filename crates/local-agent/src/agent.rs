@@ -118,27 +118,22 @@ async fn serve_link(
         config.mux.clone(),
         dialed.peer_window,
     );
+    // On shutdown: GOAWAY, refuse streams that crossed it, let open ones finish.
+    let drain = link.drain("the agent is shutting down", Duration::from_secs(10));
+    tokio::pin!(drain);
+    let mut draining = false;
     loop {
         tokio::select! {
             next = incoming.next() => match next {
+                Some(stream) if draining => stream.refuse("the agent is going away"),
                 Some(stream) => {
                     let span = tracing::info_span!("stream", channel = %stream.channel, user = %stream.peer);
                     tokio::spawn(serve_stream(stream, targets.clone(), config.target_timeout).instrument(span));
                 }
                 None => break,
             },
-            _ = shutdown.cancelled() => {
-                // Tell the server to send no new streams, then let the open ones finish.
-                let _ = link.go_away("the agent is shutting down").await;
-                let drained = async {
-                    while link.stream_count() > 0 && !link.is_closed() {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(10), drained).await;
-                link.close("the agent shut down");
-                break;
-            }
+            _ = shutdown.cancelled(), if !draining => draining = true,
+            _ = &mut drain, if draining => break,
         }
     }
     link.closed().await;

@@ -7,9 +7,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use uptun_protocol::handshake::{
-    read_answer, LinkAnswer, LinkRequest, PeerKind, Refusal, DEFAULT_WINDOW,
-};
+use uptun_protocol::handshake::{read_answer, LinkAnswer, LinkRequest, PeerKind, Refusal};
 use uptun_protocol::PROTOCOL_VERSION;
 
 /// Where the public server is: `http://host:port` (or just `host:port`).
@@ -112,11 +110,7 @@ pub(crate) async fn dial(p: LinkParams<'_>) -> Result<Dialed, DialError> {
             token: Some(p.token.to_string()),
             version: PROTOCOL_VERSION,
             channels: p.channels,
-            window: if p.window == 0 {
-                DEFAULT_WINDOW
-            } else {
-                p.window
-            },
+            window: p.window,
             name: p.name,
         };
         socket

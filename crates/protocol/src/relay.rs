@@ -50,10 +50,13 @@ where
             let credit = stream.credit().await?;
             let limit = want.min(credit).min(max);
             buf.reserve(limit);
-            let n = reader
-                .read_buf(&mut (&mut buf).limit(limit))
-                .await
-                .map_err(RelayError::Local)?;
+            // A stream that dies while its local side is quiet must not leave
+            // this task parked on the read forever.
+            let mut space = (&mut buf).limit(limit);
+            let n = tokio::select! {
+                read = reader.read_buf(&mut space) => read.map_err(RelayError::Local)?,
+                err = stream.failed() => return Err(err.into()),
+            };
             if n == 0 {
                 stream.finish().await?;
                 return Ok::<u64, RelayError>(sent);

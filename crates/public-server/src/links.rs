@@ -12,7 +12,7 @@ use uptun_protocol::handshake::{accept_response, LinkRequest, PeerKind, Refusal,
 use uptun_protocol::{bridge, spawn_link, Incoming, IncomingStream, LinkHandle, Role, StreamError};
 
 use crate::registry::AgentInfo;
-use crate::server::State;
+use crate::server::{State, DRAIN};
 
 pub(crate) async fn serve(
     mut socket: TcpStream,
@@ -101,11 +101,7 @@ async fn serve_agent(
     info!(agent = %name, channels = %channels.join(","), "agent link up");
     tokio::select! {
         _ = link.closed() => {}
-        _ = state.shutdown.cancelled() => {
-            let _ = link.go_away("the server is shutting down").await;
-            let _ = link.flush().await;
-            link.close("the server is shutting down");
-        }
+        _ = state.shutdown.cancelled() => link.drain("the server is shutting down", DRAIN).await,
     }
     state.registry.remove(id);
     let reason = link.close_reason().unwrap_or_default();
@@ -129,7 +125,7 @@ async fn serve_client(
         let span = tracing::info_span!("stream", channel = %stream.channel, id = stream.id());
         tokio::spawn(client_stream(stream, peer, state.clone()).instrument(span));
     }
-    link.close("the server is shutting down");
+    link.drain("the server is shutting down", DRAIN).await;
     info!(client = %name, reason = %link.close_reason().unwrap_or_default(), "client link down");
 }
 

@@ -25,7 +25,7 @@ pub(crate) struct State {
 }
 
 /// How long open connections get to finish once shutdown is asked for.
-const DRAIN: Duration = Duration::from_secs(10);
+pub(crate) const DRAIN: Duration = Duration::from_secs(10);
 
 /// Serves `listener` until `shutdown` is cancelled, then gives open
 /// connections up to ten seconds to finish.

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use uptun_protocol::{relay, MuxStream};
 
 use crate::links::reason;
@@ -56,11 +56,18 @@ pub(crate) async fn open_to_agent(
     first: BytesMut,
     state: &State,
 ) -> Result<MuxStream, String> {
-    let agent = state
-        .registry
-        .wait_for(channel, state.config.connect_timeout)
-        .await
-        .ok_or_else(|| format!("no agent is serving channel \"{channel}\""))?;
+    let agent = match state.registry.pick(channel) {
+        Some(agent) => agent,
+        None => {
+            let limit = state.config.connect_timeout;
+            info!(%channel, "no agent serves the channel yet; waiting up to {:.1} s", limit.as_secs_f64());
+            state
+                .registry
+                .wait_for(channel, limit)
+                .await
+                .ok_or_else(|| format!("no agent is serving channel \"{channel}\""))?
+        }
+    };
     let stream = agent.open(channel, user).await.map_err(|e| reason(&e))?;
     // The request goes out with OPEN, not a round trip later.
     if !first.is_empty() {

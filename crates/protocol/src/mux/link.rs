@@ -1,7 +1,7 @@
 //! A link's shared state and the handle that opens streams and closes it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,9 @@ pub(crate) enum Outgoing {
 /// to this times `max_data`; stream tasks wait (fairly, FIFO) when it is full.
 const DATA_QUEUE: usize = 32;
 /// WINDOW, RESET, REFUSE, PING and PONG: small, and sent before DATA.
-const CTRL_QUEUE: usize = 1024;
+const CTRL_QUEUE: usize = 4096;
+/// Control frames allowed to wait for room in tasks of their own.
+const MAX_CTRL_OVERFLOW: usize = 256;
 
 #[derive(Debug)]
 pub(crate) struct LinkShared {
@@ -44,6 +46,9 @@ pub(crate) struct LinkShared {
     pub peer_goaway: AtomicBool,
     close_reason: Mutex<Option<String>>,
     rtt_micros: AtomicU64,
+    ctrl_overflow: Arc<AtomicUsize>,
+    /// Woken whenever a stream is removed (for `drain`).
+    streams_changed: tokio::sync::Notify,
     pub started: Instant,
 }
 
@@ -78,26 +83,40 @@ impl LinkShared {
     }
 
     /// Queues a control frame from code that cannot wait (drops, the reader).
-    /// The queue is only full when the peer stopped reading; then the frame is
-    /// sent from a task of its own so it is not lost, unless the link is gone.
+    /// The queue is only full when the peer has stopped reading. Then a PONG
+    /// is dropped (liveness is moot), a few frames wait in tasks of their own,
+    /// and past that the link is closed: nothing here grows without bound.
     pub fn send_ctrl_now(&self, frame: Frame) {
-        match self.ctrl_tx.try_send(frame) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(frame)) => {
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    let tx = self.ctrl_tx.clone();
-                    let cancel = self.cancel.clone();
-                    rt.spawn(async move {
-                        tokio::select! { _ = tx.send(frame) => {}, _ = cancel.cancelled() => {} }
-                    });
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        let frame = match self.ctrl_tx.try_send(frame) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+            Err(mpsc::error::TrySendError::Full(frame)) => frame,
+        };
+        if frame.kind == FrameType::Pong {
+            return;
         }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.ctrl_overflow.fetch_add(1, Ordering::Relaxed) >= MAX_CTRL_OVERFLOW {
+            self.close("the peer stopped reading control frames".into());
+            return;
+        }
+        let tx = self.ctrl_tx.clone();
+        let cancel = self.cancel.clone();
+        let overflow = self.ctrl_overflow_handle();
+        rt.spawn(async move {
+            tokio::select! { _ = tx.send(frame) => {}, _ = cancel.cancelled() => {} }
+            overflow.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+
+    fn ctrl_overflow_handle(&self) -> Arc<AtomicUsize> {
+        self.ctrl_overflow.clone()
     }
 
     pub fn remove_stream(&self, id: u32) {
         self.streams().remove(&id);
+        self.streams_changed.notify_waiters();
     }
 
     /// Records why the link ends (first reason wins) and stops its tasks.
@@ -168,6 +187,8 @@ where
         peer_goaway: AtomicBool::new(false),
         close_reason: Mutex::new(None),
         rtt_micros: AtomicU64::new(0),
+        ctrl_overflow: Arc::new(AtomicUsize::new(0)),
+        streams_changed: tokio::sync::Notify::new(),
         started: Instant::now(),
     });
 
@@ -223,18 +244,22 @@ impl LinkHandle {
     /// for the far side's logs. Data may be sent at once, before ACCEPT.
     pub async fn open(&self, channel: &str, peer: &str) -> Result<MuxStream, StreamError> {
         let link = &self.link;
+        if !crate::frame::valid_channel_name(channel) {
+            return Err(StreamError::Refused(format!(
+                "{channel:?} is not a channel name: use letters, digits, '-', '_' or '.'"
+            )));
+        }
         if link.cancel.is_cancelled() {
             return Err(link.closed_error());
         }
         if link.peer_goaway.load(Ordering::Relaxed) {
             return Err(StreamError::LinkClosed("the peer is going away".into()));
         }
-        let id = link.next_id.fetch_add(2, Ordering::Relaxed);
-        if id > u32::MAX - 2 {
-            return Err(StreamError::LinkClosed(
-                "stream ids exhausted; reconnect".into(),
-            ));
-        }
+        // Ids are never reused: once the space is spent, the link must be replaced.
+        let id = link
+            .next_id
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |id| id.checked_add(2))
+            .map_err(|_| StreamError::LinkClosed("stream ids exhausted; reconnect".into()))?;
         let shared = Arc::new(StreamShared::new(
             id,
             link.config.window,
@@ -307,6 +332,29 @@ impl LinkHandle {
         self.link
             .send_ctrl(Frame::with_reason(FrameType::GoAway, 0, reason))
             .await
+    }
+
+    /// Graceful close: GOAWAY, then wait (up to `limit`) for the open
+    /// streams to finish, write out what is queued, and close.
+    pub async fn drain(&self, reason: &str, limit: Duration) {
+        let _ = self.go_away(reason).await;
+        let finished = async {
+            loop {
+                let changed = self.link.streams_changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if self.stream_count() == 0 {
+                    return;
+                }
+                tokio::select! {
+                    _ = changed => {}
+                    _ = self.closed() => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, finished).await;
+        let _ = tokio::time::timeout(limit, self.flush()).await;
+        self.close(reason);
     }
 
     /// Waits until every frame queued so far has been written to the socket.

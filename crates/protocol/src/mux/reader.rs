@@ -5,7 +5,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+
+/// DATA payloads shorter than this are copied out of the read buffer.
+const COPY_BELOW: usize = 16 * 1024;
 use futures_util::StreamExt;
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
@@ -89,9 +92,16 @@ fn on_open(
     if !link.role.is_peer_id(id) {
         return Err(ProtocolError::WrongIdSpace(id));
     }
-    let (channel, peer) = decode_open(&frame.payload)?;
     let refuse =
         |reason: &str| link.send_ctrl_now(Frame::with_reason(FrameType::Refuse, id, reason));
+    // A bad OPEN costs only that stream, not the link.
+    let (channel, peer) = match decode_open(&frame.payload) {
+        Ok(parts) => parts,
+        Err(err) => {
+            refuse(&err.to_string());
+            return Ok(());
+        }
+    };
     if !link.config.accept_incoming {
         refuse("this side does not accept streams");
         return Ok(());
@@ -134,7 +144,13 @@ fn on_stream_frame(link: &Arc<LinkShared>, frame: Frame) -> Result<(), ProtocolE
     let id = frame.stream;
     let Some(stream) = link.streams().get(&id).cloned() else {
         // The stream is gone on this side (we reset or dropped it) and the
-        // frame crossed our RESET in flight: nothing to deliver it to.
+        // frame crossed our RESET in flight: nothing to deliver it to. An
+        // ACCEPT for a stream we opened and dropped means our RESET overtook
+        // its OPEN (RESET skips the data queue) and the peer now holds a
+        // stream nobody will close: reset it again.
+        if frame.kind == FrameType::Accept && !link.role.is_peer_id(id) {
+            link.send_ctrl_now(Frame::with_reason(FrameType::Reset, id, "stream closed"));
+        }
         return Ok(());
     };
     match frame.kind {
@@ -151,7 +167,15 @@ fn on_stream_frame(link: &Arc<LinkShared>, frame: Frame) -> Result<(), ProtocolE
                 }
             })?;
             if st.failed.is_none() && !st.remote_fin {
-                st.inbound.push_back(frame.payload);
+                // A payload is a slice of a large read buffer. Kept behind a
+                // stalled consumer, it would pin that whole buffer: copy it
+                // then, and when it is small, so memory stays within the window.
+                let payload = if !st.inbound.is_empty() || frame.payload.len() < COPY_BELOW {
+                    Bytes::copy_from_slice(&frame.payload)
+                } else {
+                    frame.payload
+                };
+                st.inbound.push_back(payload);
                 drop(st);
                 stream.readable.notify_one();
             }
@@ -178,9 +202,14 @@ fn on_stream_frame(link: &Arc<LinkShared>, frame: Frame) -> Result<(), ProtocolE
             stream.readable.notify_one();
         }
         FrameType::Refuse => {
-            stream.lock().acceptance = Acceptance::Refused(frame.reason());
-            stream.readable.notify_one();
-            stream.writable.notify_one();
+            let reason = frame.reason();
+            {
+                let mut st = stream.lock();
+                st.acceptance = Acceptance::Refused(reason.clone());
+                // Refused is final: dropping the handle owes the peer no RESET.
+                st.failed.get_or_insert(StreamError::Refused(reason));
+            }
+            stream.wake_all();
         }
         FrameType::Reset => stream.fail(StreamError::Reset(frame.reason())),
         FrameType::Resize => {

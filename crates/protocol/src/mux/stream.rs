@@ -43,6 +43,8 @@ pub(crate) struct StreamShared {
     pub readable: Notify,
     /// Woken on WINDOW and failure.
     pub writable: Notify,
+    /// Woken (all waiters) when the stream dies.
+    closed: Notify,
 }
 
 impl StreamShared {
@@ -61,6 +63,7 @@ impl StreamShared {
             }),
             readable: Notify::new(),
             writable: Notify::new(),
+            closed: Notify::new(),
         }
     }
 
@@ -71,8 +74,16 @@ impl StreamShared {
     /// Marks the stream dead (first reason wins) and wakes both directions.
     pub fn fail(&self, err: StreamError) {
         self.lock().failed.get_or_insert(err);
+        self.wake_all();
+    }
+
+    /// Wakes every waiter. `readable` and `writable` each have one waiter
+    /// at most (the receiving and the sending direction); `closed` may have
+    /// any number.
+    pub fn wake_all(&self) {
         self.readable.notify_one();
         self.writable.notify_one();
+        self.closed.notify_waiters();
     }
 }
 
@@ -130,8 +141,11 @@ impl MuxStream {
                 let mut st = self.shared.lock();
                 let handed = std::mem::take(&mut st.handed_out);
                 st.recv.consumed(handed);
-                if let Some(err) = &st.failed {
-                    (Some(Err(err.clone())), None)
+                // A reset discards what is queued; a closed link does not:
+                // data and FIN that arrived before it closed are delivered.
+                let delivered_anyway = matches!(st.failed, Some(StreamError::LinkClosed(_)));
+                if st.failed.is_some() && !delivered_anyway {
+                    (Some(Err(st.failed.clone().expect("checked"))), None)
                 } else if let Acceptance::Refused(reason) = &st.acceptance {
                     (Some(Err(StreamError::Refused(reason.clone()))), None)
                 } else if let Some(chunk) = st.inbound.pop_front() {
@@ -139,16 +153,15 @@ impl MuxStream {
                     (Some(Ok(Some(chunk))), st.recv.take_update(false))
                 } else if st.remote_fin {
                     (Some(Ok(None)), None)
+                } else if let Some(err) = &st.failed {
+                    (Some(Err(err.clone())), None)
                 } else {
                     (None, st.recv.take_update(true))
                 }
             };
             if let Some(increment) = update {
-                // A WINDOW lost to a closed link does not matter: the stream is dead too.
-                let _ = self
-                    .link
-                    .send_ctrl(Frame::window(self.shared.id, increment))
-                    .await;
+                self.link
+                    .send_ctrl_now(Frame::window(self.shared.id, increment));
             }
             if let Some(outcome) = outcome {
                 return outcome;
@@ -249,8 +262,21 @@ impl MuxStream {
             self.link
                 .send_ctrl_now(Frame::with_reason(FrameType::Reset, self.shared.id, reason));
         }
-        self.shared.readable.notify_one();
-        self.shared.writable.notify_one();
+        self.shared.wake_all();
+    }
+
+    /// Resolves once the stream is dead (reset, refused, or its link closed),
+    /// so a task waiting on something else can give up.
+    pub async fn failed(&self) -> StreamError {
+        loop {
+            let notified = self.shared.closed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(err) = self.shared.lock().failed.clone() {
+                return err;
+            }
+            notified.await;
+        }
     }
 
     /// Sends ACCEPT for a stream the peer opened.
