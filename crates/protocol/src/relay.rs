@@ -73,6 +73,9 @@ where
         while let Some(chunk) = stream.recv().await? {
             received += chunk.len() as u64;
             writer.write_all(&chunk).await.map_err(RelayError::Local)?;
+            // Some writers hold bytes back until flushed (stdout is line
+            // buffered); for sockets this is free.
+            writer.flush().await.map_err(RelayError::Local)?;
         }
         writer.shutdown().await.map_err(RelayError::Local)?;
         Ok::<u64, RelayError>(received)

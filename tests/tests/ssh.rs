@@ -1,0 +1,49 @@
+//! Real OpenSSH through the tunnel: `sshd` behind the agent, `ssh` in front,
+//! once with `local-agent connect` as ProxyCommand and once straight at the
+//! public port (routed by its `SSH-` banner).
+
+use uptun_e2e::procs::{bin, run_bounded, Server};
+use uptun_e2e::{sshd, WAIT};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_echo_ok_through_proxycommand_and_directly() {
+    let Some(sshd) = sshd::start().await else {
+        return;
+    };
+    let server = Server::start(&[]).await;
+    let _agent = server.agent(&[format!("ssh={}", sshd.addr)]).await;
+
+    let proxy = format!(
+        "{} connect --server {} --token {} ssh",
+        bin("local-agent").display(),
+        server.url(),
+        server.token
+    );
+    let proxied = sshd.ssh(&[
+        "-o",
+        &format!("ProxyCommand={proxy}"),
+        &format!("{}@uptun-ssh", sshd.user),
+        "echo",
+        "ok",
+    ]);
+    let port = server.addr.port().to_string();
+    let direct = sshd.ssh(&[
+        "-p",
+        &port,
+        &format!("{}@127.0.0.1", sshd.user),
+        "echo",
+        "ok",
+    ]);
+    for (how, mut cmd) in [("ProxyCommand", proxied), ("direct", direct)] {
+        let out = tokio::task::spawn_blocking(move || run_bounded(&mut cmd, WAIT))
+            .await
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "ok\n",
+            "ssh {how}: stderr {}\nsshd log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            sshd.log()
+        );
+    }
+}
