@@ -1,0 +1,76 @@
+//! The command line as a person meets it: help with examples on every
+//! command, and clear errors for missing or malformed flags.
+
+use std::process::Command;
+
+fn agent(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_local-agent"))
+        .args(args)
+        .env_remove("UPTUN_SERVER")
+        .env_remove("UPTUN_TOKEN")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for cmd in [
+        &["--help"][..],
+        &["forward", "--help"],
+        &["connect", "--help"],
+    ] {
+        let out = agent(cmd);
+        assert!(out.status.success(), "{cmd:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("Example"),
+            "{cmd:?} help lacks an example:\n{help}"
+        );
+        assert!(
+            help.contains("--server") && help.contains("--token"),
+            "{help}"
+        );
+    }
+}
+
+#[test]
+fn version_is_printed() {
+    let out = agent(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("local-agent {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn missing_and_malformed_flags_say_what_to_do() {
+    let out = agent(&["--token", "t", "--channel", "web=127.0.0.1:80"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--server is required"));
+
+    let out = agent(&["--server", "http://127.0.0.1:1", "--token", "t"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no --channel given"));
+
+    let out = agent(&[
+        "--server",
+        "http://127.0.0.1:1",
+        "--token",
+        "t",
+        "--channel",
+        "web",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NAME=TARGET"));
+
+    let out = agent(&[
+        "--server",
+        "https://x",
+        "--token",
+        "t",
+        "--channel",
+        "web=a:1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
+}

@@ -1,0 +1,52 @@
+//! The command line as a person meets it: help with examples, version, and
+//! a clear line when the port is taken.
+
+use std::process::Command;
+
+fn server(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_public-server"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_shows_examples_and_every_flag() {
+    let out = server(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "Examples:",
+        "--listen",
+        "--agent-token",
+        "--client-token",
+        "--http-channel",
+        "--tcp-channel",
+        "UPTUN_AGENT_TOKEN",
+        "PORT",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}
+
+#[test]
+fn version_is_printed() {
+    let out = server(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("public-server {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn a_port_in_use_is_one_clear_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = server(&["--listen", &addr, "--agent-token", "t"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("could not listen on {addr}")) && err.contains("in use"),
+        "{err}"
+    );
+}
