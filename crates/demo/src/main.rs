@@ -1,1 +1,203 @@
-fn main() {}
+//! `uptun-demo`: a working tunnel on one machine in one command. Starts a
+//! public server, a sample web page and an echo service, and an agent that
+//! serves them, then prints what to try.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use local_agent::{run_agent, AgentConfig, Target};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const HELP: &str = "\
+uptun-demo: a public server, an agent, a sample web page and an echo service
+on this machine, all behind one port.
+
+Usage: uptun-demo [--listen ADDR] [--check]
+
+  --listen ADDR  public port [default: 127.0.0.1:8080, or a free port if taken]
+  --check        fetch the sample page through the tunnel, print the result, exit";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut listen = None;
+    let mut check = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => listen = Some(args.next().context("--listen needs an address")?),
+            "--check" => check = true,
+            "-h" | "--help" => {
+                println!("{HELP}");
+                return Ok(());
+            }
+            other => anyhow::bail!("unknown argument {other:?}\n\n{HELP}"),
+        }
+    }
+    uptun_protocol::cli_support::init_logging(Default::default());
+
+    let public = match listen {
+        Some(addr) => TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("could not listen on {addr}"))?,
+        None => match TcpListener::bind("127.0.0.1:8080").await {
+            Ok(l) => l,
+            Err(_) => TcpListener::bind("127.0.0.1:0").await?,
+        },
+    };
+    let addr = public.local_addr()?;
+    let token = public_server::generate_token();
+    let shutdown = CancellationToken::new();
+
+    let page = serve(sample_page).await?;
+    let echo = serve(echo).await?;
+    let mut channels = vec![
+        ("web".to_string(), Target::Tcp(page.to_string())),
+        ("tcp".to_string(), Target::Tcp(echo.to_string())),
+    ];
+    let sshd = TcpStream::connect("127.0.0.1:22").await.is_ok();
+    if sshd {
+        channels.push(("ssh".to_string(), Target::Tcp("127.0.0.1:22".into())));
+    }
+
+    let mut config = public_server::Config::new(token.clone());
+    config.connect_timeout = Duration::from_secs(5);
+    tokio::spawn(public_server::run(public, config, shutdown.clone()));
+    let server_url: local_agent::ServerUrl = format!("http://{addr}")
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let mut agent = AgentConfig::new(server_url, token.clone(), channels);
+    agent.name = Some("demo-agent".into());
+    let agent_task = tokio::spawn(run_agent(agent, shutdown.clone()));
+
+    let body = fetch_through_tunnel(addr).await?;
+    if check {
+        println!(
+            "ok: the sample page came through the tunnel at http://{addr}/ ({} bytes)",
+            body.len()
+        );
+        shutdown.cancel();
+        let _ = agent_task.await;
+        return Ok(());
+    }
+    print_instructions(addr, &token, sshd);
+    tokio::signal::ctrl_c().await?;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(3), agent_task).await;
+    Ok(())
+}
+
+/// Waits for the agent to register, then GETs the sample page via the public port.
+async fn fetch_through_tunnel(addr: SocketAddr) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(body) = get(addr, "/").await {
+            if body.contains("uptun") {
+                return Ok(body);
+            }
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the sample page did not come through within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut raw = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut raw)).await??;
+    anyhow::ensure!(
+        raw.starts_with("HTTP/1.1 200"),
+        "not a 200: {}",
+        raw.lines().next().unwrap_or_default()
+    );
+    Ok(raw)
+}
+
+fn print_instructions(addr: SocketAddr, token: &str, sshd: bool) {
+    let url = format!("http://{addr}");
+    println!(
+        "\nuptun demo: one public port, {url}, in front of an agent serving web, tcp{}\n",
+        if sshd { " and ssh" } else { "" }
+    );
+    println!("  open    {url}/                      the sample page, through the tunnel");
+    println!("  curl    curl -i {url}/hello");
+    println!(
+        "  tcp     nc {} {}                      (type a line: the echo service sends it back)",
+        addr.ip(),
+        addr.port()
+    );
+    println!("  status  curl {url}/_uptun/status");
+    if sshd {
+        println!(
+            "  ssh     ssh -p {} $USER@{}              (routed by its SSH- banner)",
+            addr.port(),
+            addr.ip()
+        );
+        println!(
+            "          ssh -o ProxyCommand='cargo run -q -p local-agent -- connect --server {url} --token {token} ssh' $USER@localhost"
+        );
+    } else {
+        println!(
+            "  ssh     (no sshd on 127.0.0.1:22; with one, the demo serves it on channel ssh)"
+        );
+    }
+    println!("\n  another agent:  cargo run -p local-agent -- --server {url} --token {token} --channel web=127.0.0.1:3000");
+    println!("\nPress Ctrl-C to stop.");
+}
+
+async fn serve<F, Fut>(handler: F) -> anyhow::Result<SocketAddr>
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(handler(socket));
+        }
+    });
+    Ok(addr)
+}
+
+/// A one-request HTTP server that answers every path with a small page.
+async fn sample_page(mut socket: TcpStream) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let request_line = String::from_utf8_lossy(&head)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let body = format!(
+        "<!doctype html><title>uptun demo</title><h1>It works: this page came through the uptun tunnel</h1>\n<p>Your request: <code>{}</code></p>\n<p>It entered the public server's one port, crossed the agent's link as frames on channel <code>web</code>, and the agent fetched it from a local web server.</p>\n",
+        request_line.replace('<', "&lt;")
+    );
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = socket.write_all(response.as_bytes()).await;
+    let _ = socket.shutdown().await;
+}
+
+async fn echo(socket: TcpStream) {
+    let (mut r, mut w) = socket.into_split();
+    let _ = tokio::io::copy(&mut r, &mut w).await;
+    let _ = w.shutdown().await;
+}

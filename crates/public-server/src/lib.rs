@@ -12,7 +12,7 @@ mod registry;
 mod server;
 mod users;
 
-pub use cli::{init_logging, Cli, LogFormat};
+pub use cli::{generate_token, init_logging, Cli, LogFormat};
 pub use config::Config;
 pub use registry::Registry;
 pub use server::run;

@@ -9,10 +9,9 @@ use bytes::{Bytes, BytesMut};
 
 /// DATA payloads shorter than this are copied out of the read buffer.
 const COPY_BELOW: usize = 16 * 1024;
-use futures_util::StreamExt;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::Decoder;
 
 use super::link::LinkShared;
 use super::stream::{Acceptance, IncomingStream, MuxStream, StreamShared};
@@ -21,25 +20,30 @@ use crate::error::{ProtocolError, StreamError};
 use crate::frame::{decode_open, Frame, FrameType};
 
 pub(crate) async fn run<R: AsyncRead + Unpin>(
-    read: R,
+    mut read: R,
     initial: BytesMut,
     link: Arc<LinkShared>,
     incoming: mpsc::Sender<IncomingStream>,
 ) -> Result<(), ProtocolError> {
-    let mut framed = FramedRead::new(read, FrameCodec);
-    framed.read_buffer_mut().extend_from_slice(&initial);
+    // Frames that came in with the handshake answer are decoded before the
+    // first read: nothing else may arrive to prompt one.
+    let mut buf = initial;
     let idle = link.config.idle_timeout;
     loop {
-        let next = tokio::select! {
+        while let Some(frame) = FrameCodec.decode(&mut buf)? {
+            dispatch(&link, &incoming, frame)?;
+        }
+        let read = tokio::select! {
             _ = link.cancel.cancelled() => return Ok(()),
-            next = tokio::time::timeout(idle, framed.next()) => next,
+            read = tokio::time::timeout(idle, read.read_buf(&mut buf)) => read,
         };
-        let frame = match next {
+        match read {
             Err(_) => return Err(ProtocolError::Silent(idle.as_secs())),
-            Ok(None) => return Ok(()),
-            Ok(Some(frame)) => frame?,
-        };
-        dispatch(&link, &incoming, frame)?;
+            Ok(Ok(0)) if buf.is_empty() => return Ok(()),
+            Ok(Ok(0)) => return Err(ProtocolError::Truncated),
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => return Err(err.into()),
+        }
     }
 }
 

@@ -207,3 +207,35 @@ async fn dropping_a_stream_resets_it_on_the_peer() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn frames_that_came_with_the_handshake_are_served_without_another_read() {
+    // The peer wrote 101 + OPEN + DATA in one go; the dialer read them all
+    // with the answer. Nothing more arrives, yet the stream must appear.
+    let (quiet, b) = tokio::io::duplex(1024);
+    let (br, bw) = tokio::io::split(b);
+    let mut initial = BytesMut::new();
+    FrameCodec
+        .encode(
+            Frame::new(FrameType::Open, 1, crate::encode_open("web", "u")),
+            &mut initial,
+        )
+        .unwrap();
+    FrameCodec
+        .encode(
+            Frame::new(FrameType::Data, 1, Bytes::from_static(b"GET /")),
+            &mut initial,
+        )
+        .unwrap();
+    let (_link, mut incoming) = spawn(br, bw, initial, Role::Dialer, small(), 16 * 1024);
+    let stream = timeout(T, incoming.next())
+        .await
+        .expect("OPEN left undecoded")
+        .unwrap();
+    let stream = stream.accept().await.unwrap();
+    assert_eq!(
+        &timeout(T, stream.recv()).await.unwrap().unwrap().unwrap()[..],
+        b"GET /"
+    );
+    drop(quiet);
+}
