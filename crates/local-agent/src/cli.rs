@@ -42,7 +42,7 @@ pub struct Cli {
     pub name: Option<String>,
 
     /// How long dialing a target may take before the stream is refused
-    #[arg(long, env = "UPTUN_TARGET_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "UPTUN_TARGET_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub target_timeout: Duration,
 
     #[command(subcommand)]
@@ -78,7 +78,7 @@ pub struct Common {
     pub window: u32,
 
     /// Interval between PINGs on idle links
-    #[arg(long, env = "UPTUN_PING_INTERVAL", global = true, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "UPTUN_PING_INTERVAL", global = true, default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
     pub ping_interval: Duration,
 
     /// Log format: text or json (filter with RUST_LOG, e.g. RUST_LOG=debug)

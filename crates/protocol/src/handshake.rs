@@ -331,7 +331,7 @@ pub async fn read_answer<R: AsyncRead + Unpin>(
                     });
                     LinkAnswer::Refused(Refusal { status, reason })
                 };
-                let _ = bytes::Buf::advance(buf, len);
+                bytes::Buf::advance(buf, len);
                 return Ok(answer);
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}

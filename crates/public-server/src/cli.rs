@@ -88,15 +88,15 @@ pub struct Cli {
     pub endpoint_prefix: String,
 
     /// How long a user waits for an agent of its channel (rides out agent restarts)
-    #[arg(long, env = "UPTUN_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "UPTUN_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub connect_timeout: Duration,
 
     /// Silence after which a raw connection is routed without its first bytes
-    #[arg(long, env = "UPTUN_SNIFF_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
+    #[arg(long, env = "UPTUN_SNIFF_TIMEOUT", default_value = "500ms", value_parser = parse_duration, value_name = "DURATION")]
     pub sniff_timeout: Duration,
 
     /// Time an HTTP request head may take to arrive
-    #[arg(long, env = "UPTUN_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "UPTUN_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub header_timeout: Duration,
 
     /// Receive window per stream, in bytes (flow-control credit)
@@ -105,7 +105,7 @@ pub struct Cli {
     pub window: u32,
 
     /// Interval between PINGs on idle links
-    #[arg(long, env = "UPTUN_PING_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "UPTUN_PING_INTERVAL", default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
     pub ping_interval: Duration,
 
     /// Log format: text or json (filter with RUST_LOG, e.g. RUST_LOG=debug)
