@@ -9,10 +9,26 @@ use std::time::Duration;
 
 use crate::{wait_for, WAIT};
 
-/// Path of a workspace binary (`public-server`, `local-agent`), building the
-/// binaries once if the test runner did not.
+/// Path of a workspace binary (`public-server`, `local-agent`). The first
+/// call builds them (a no-op when fresh), so `cargo test -p uptun-e2e` alone
+/// never runs stale binaries.
 pub fn bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "public-server",
+                "-p",
+                "local-agent",
+            ])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build of the binaries failed");
+    });
     let dir = std::env::current_exe()
         .unwrap()
         .parent()
@@ -21,16 +37,6 @@ pub fn bin(name: &str) -> PathBuf {
         .unwrap()
         .to_path_buf();
     let path = dir.join(name);
-    if !path.exists() {
-        BUILT.get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "public-server", "-p", "local-agent"])
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "cargo build of the binaries failed");
-        });
-    }
     assert!(path.exists(), "{} not found", path.display());
     path
 }

@@ -181,3 +181,41 @@ async fn agents_reconnect_and_users_ride_out_a_restart() {
         (200, &b"hello from the target\n"[..])
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_asked_to_stop_finishes_its_streams_first() {
+    let web = targets::http().await;
+    let server = Server::start(&[]).await;
+    let mut agent = server.agent(&[format!("web={web}")]).await;
+
+    // A download in flight: the user has read only the start of 64 MiB.
+    let len = 64 << 20;
+    let mut user = TcpStream::connect(server.addr).await.unwrap();
+    user.write_all(
+        format!("GET /bytes/{len}/21 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut start = vec![0u8; 1 << 20];
+    bounded("the start of the download", user.read_exact(&mut start))
+        .await
+        .unwrap();
+
+    let term = Command::new("kill")
+        .args(["-TERM", &agent.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    server.proc.wait_log("the agent is shutting down").await;
+
+    // The download still completes, intact, and then the agent exits cleanly.
+    let mut rest = Vec::new();
+    bounded("the rest of the download", user.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    drop(user);
+    start.extend_from_slice(&rest);
+    let body_at = start.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(sha256_hex(&start[body_at..]), sha256_hex(&pattern(21, len)));
+    assert_eq!(agent.wait_exit().await, Some(0));
+}

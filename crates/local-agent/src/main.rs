@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         let trigger = shutdown.clone();
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            uptun_protocol::cli_support::shutdown_signal().await;
             trigger.cancel();
         });
         match cli.command {

@@ -63,6 +63,25 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, the signals that ask a process
+/// to stop: the server drains its links, the agent sends GOAWAY and drains.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,7 +78,7 @@ fn dispatch(
             }
         }
         FrameType::GoAway => {
-            tracing::debug!(reason = %frame.reason(), "peer sent GOAWAY");
+            tracing::info!(reason = %frame.reason(), "peer sent GOAWAY: no new streams on this link");
             link.peer_goaway.store(true, Ordering::Relaxed);
         }
         FrameType::Open => on_open(link, incoming, frame)?,
