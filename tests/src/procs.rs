@@ -194,6 +194,35 @@ impl Server {
     }
 }
 
+/// Runs `local-agent connect --server URL --token TOKEN CHANNEL` with `input`
+/// on stdin (closed after it: the half-close) and returns its output.
+pub async fn connect_with_stdin(
+    url: &str,
+    token: &str,
+    channel: &str,
+    input: Vec<u8>,
+) -> std::process::Output {
+    let args: Vec<String> = ["connect", "--server", url, "--token", token, channel]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let run = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(bin("local-agent"))
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap().unwrap();
+        out
+    });
+    crate::bounded("local-agent connect", run).await.unwrap()
+}
+
 /// A minimal HTTP/1.1 GET with `Connection: close`: (status, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,10 +2,8 @@
 //! agent, web users and an ssh-style `connect` client all pass through an
 //! HTTP router that rewrites and reorders headers.
 
-use std::process::{Command, Stdio};
-
 use uptun_e2e::data::{pattern, sha256_hex};
-use uptun_e2e::procs::{bin, http_get, Proc, Server};
+use uptun_e2e::procs::{connect_with_stdin, http_get, Proc, Server};
 use uptun_e2e::{bounded, nginx, targets, wait_for, WAIT};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -46,22 +44,7 @@ async fn agent_users_and_clients_all_pass_through_nginx() {
     // A `connect` client through the router, half-closing stdin.
     let data = pattern(12, 2 << 20);
     let want = format!("{} {}\n", data.len(), sha256_hex(&data));
-    let (url, token) = (router.url(), server.token.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(bin("local-agent"))
-            .args(["connect", "--server", &url, "--token", &token, "tcp"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &data));
-        let out = child.wait_with_output().unwrap();
-        feeder.join().unwrap().unwrap();
-        out
-    });
-    let out = bounded("connect through nginx", out).await.unwrap();
+    let out = connect_with_stdin(&router.url(), &server.token, "tcp", data).await;
     assert!(
         out.status.success(),
         "{}",

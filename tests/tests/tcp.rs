@@ -1,12 +1,12 @@
 //! Raw TCP users, half-close, slow readers and reconnects.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use uptun_e2e::data::{pattern, sha256_hex};
-use uptun_e2e::procs::{bin, http_get, Server};
+use uptun_e2e::procs::{connect_with_stdin, http_get, Server};
 use uptun_e2e::{bounded, targets, wait_for, WAIT};
 
 /// Sends `data`, half-closes, and returns everything read until EOF.
@@ -75,23 +75,7 @@ async fn half_closed_users_get_the_whole_reply() {
     assert_eq!(String::from_utf8_lossy(&got), want);
 
     // Through `local-agent connect`: stdin EOF is the half-close.
-    let url = server.url();
-    let token = server.token.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(bin("local-agent"))
-            .args(["connect", "--server", &url, "--token", &token, "tcp"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &data));
-        let out = child.wait_with_output().unwrap();
-        feeder.join().unwrap().unwrap();
-        out
-    });
-    let out = bounded("connect half-close", out).await.unwrap();
+    let out = connect_with_stdin(&server.url(), &server.token, "tcp", data).await;
     assert!(
         out.status.success(),
         "connect failed: {}",
