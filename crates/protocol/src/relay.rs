@@ -2,7 +2,7 @@
 //! once, with half-close carried through: EOF on one side becomes FIN, FIN
 //! becomes a write shutdown, and the other direction keeps flowing.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::StreamError;
@@ -26,9 +26,11 @@ pub enum RelayError {
     Local(std::io::Error),
 }
 
-/// The first read of a stream is small, so idle streams hold little memory;
-/// each read that fills its buffer doubles the next, up to the frame size.
-const FIRST_READ: usize = 4 * 1024;
+/// A quiet stream reads into an inline buffer this large, so while it waits
+/// it holds no heap buffer at all (10,000 idle streams must stay cheap). A
+/// read that fills it switches to heap buffers that double up to the frame
+/// size; a small read switches back.
+const SMALL_READ: usize = 1024;
 
 /// Relays between `stream` and a local reader/writer until both directions
 /// have finished. On failure the stream is reset with the reason.
@@ -44,28 +46,42 @@ where
     let max = stream.max_data();
     let up = async {
         let mut sent = 0u64;
+        let mut small = [0u8; SMALL_READ];
         let mut buf = BytesMut::new();
-        let mut want = FIRST_READ;
+        let mut want = SMALL_READ;
         loop {
             let credit = stream.credit().await?;
             let limit = want.min(credit).min(max);
-            buf.reserve(limit);
+            let read = async {
+                if limit <= SMALL_READ {
+                    let n = reader.read(&mut small[..limit]).await?;
+                    Ok::<_, std::io::Error>(Bytes::copy_from_slice(&small[..n]))
+                } else {
+                    buf.reserve(limit);
+                    reader.read_buf(&mut (&mut buf).limit(limit)).await?;
+                    Ok(buf.split().freeze())
+                }
+            };
             // A stream that dies while its local side is quiet must not leave
             // this task parked on the read forever.
-            let mut space = (&mut buf).limit(limit);
-            let n = tokio::select! {
-                read = reader.read_buf(&mut space) => read.map_err(RelayError::Local)?,
+            let data = tokio::select! {
+                read = read => read.map_err(RelayError::Local)?,
                 err = stream.failed() => return Err(err.into()),
             };
+            let n = data.len();
             if n == 0 {
                 stream.finish().await?;
                 return Ok::<u64, RelayError>(sent);
             }
-            if n == limit {
-                want = (want * 2).min(max);
-            }
+            want = if n == limit {
+                (want * 2).min(max)
+            } else if n <= SMALL_READ {
+                SMALL_READ
+            } else {
+                want
+            };
             sent += n as u64;
-            stream.send(buf.split().freeze()).await?;
+            stream.send(data).await?;
         }
     };
     let down = async {

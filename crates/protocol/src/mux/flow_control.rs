@@ -39,11 +39,11 @@ impl RecvWindow {
     }
 
     /// A WINDOW increment to send now, if one is due. Credit goes back in
-    /// batches of a quarter window so small reads do not cost a frame each;
-    /// `force` returns whatever is pending (the consumer is about to wait, and
-    /// a sender stalled on a partial quarter must not wait forever).
-    pub fn take_update(&mut self, force: bool) -> Option<u32> {
-        let due = self.unreturned >= self.window / 4 || (force && self.unreturned > 0);
+    /// batches of a quarter window, so request/response traffic does not cost
+    /// a WINDOW per message. This cannot stall a sender: while less than a
+    /// quarter is unreturned, the sender still holds three quarters.
+    pub fn take_update(&mut self) -> Option<u32> {
+        let due = self.unreturned >= self.window / 4;
         due.then(|| {
             let inc = std::mem::take(&mut self.unreturned);
             self.credit += inc;
@@ -102,19 +102,21 @@ mod tests {
     }
 
     #[test]
-    fn credit_returns_in_quarter_batches_or_when_forced() {
+    fn credit_returns_in_quarter_batches() {
         let mut w = RecvWindow::new(100);
         w.on_data(100).unwrap();
         w.consumed(10);
-        assert_eq!(w.take_update(false), None);
+        assert_eq!(w.take_update(), None);
         w.consumed(15);
-        assert_eq!(w.take_update(false), Some(25));
+        assert_eq!(w.take_update(), Some(25));
         w.consumed(5);
-        assert_eq!(w.take_update(true), Some(5));
-        assert_eq!(w.take_update(true), None);
+        assert_eq!(w.take_update(), None);
         // The peer may now send exactly what was returned.
-        assert!(w.on_data(30).is_ok());
+        assert!(w.on_data(25).is_ok());
         assert!(w.on_data(1).is_err());
+        // Draining everything always returns enough to unblock the sender.
+        w.consumed(95);
+        assert_eq!(w.take_update(), Some(100));
     }
 
     #[test]

@@ -150,13 +150,13 @@ impl MuxStream {
                     (Some(Err(StreamError::Refused(reason.clone()))), None)
                 } else if let Some(chunk) = st.inbound.pop_front() {
                     st.handed_out = chunk.len() as u32;
-                    (Some(Ok(Some(chunk))), st.recv.take_update(false))
+                    (Some(Ok(Some(chunk))), st.recv.take_update())
                 } else if st.remote_fin {
                     (Some(Ok(None)), None)
                 } else if let Some(err) = &st.failed {
                     (Some(Err(err.clone())), None)
                 } else {
-                    (None, st.recv.take_update(true))
+                    (None, st.recv.take_update())
                 }
             };
             if let Some(increment) = update {
