@@ -26,11 +26,11 @@ pub enum RelayError {
     Local(std::io::Error),
 }
 
-/// A quiet stream reads into an inline buffer this large, so while it waits
+/// A quiet stream reads into an inline buffer this small (a keystroke fits), so while it waits
 /// it holds no heap buffer at all (10,000 idle streams must stay cheap). A
 /// read that fills it switches to heap buffers that double up to the frame
 /// size; a small read switches back.
-const SMALL_READ: usize = 1024;
+const SMALL_READ: usize = 256;
 
 /// Relays between `stream` and a local reader/writer until both directions
 /// have finished. On failure the stream is reset with the reason.
