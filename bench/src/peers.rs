@@ -1,0 +1,109 @@
+//! Starting the peers: rathole (server + client from TOML configs written
+//! here) and bore (`bore server` + `bore local`), both on 127.0.0.1.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::procs::Proc;
+
+const TOKEN: &str = "uptun-bench-token";
+
+/// A free loopback port for programs that cannot bind port 0 themselves and
+/// report it (rathole); the tiny race with other programs is acceptable here.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").context("could not find a free port on 127.0.0.1")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Starts rathole's server and client; the entry is the service port.
+pub async fn start_rathole(
+    dir: &Path,
+    program: &Path,
+    label: &str,
+    target: SocketAddr,
+) -> anyhow::Result<(SocketAddr, Vec<Proc>)> {
+    let control = free_port()?;
+    let service = free_port()?;
+    let server_toml = format!(
+        "[server]\nbind_addr = \"127.0.0.1:{control}\"\ndefault_token = \"{TOKEN}\"\n\n\
+         [server.services.bench]\nbind_addr = \"127.0.0.1:{service}\"\n"
+    );
+    let client_toml = format!(
+        "[client]\nremote_addr = \"127.0.0.1:{control}\"\ndefault_token = \"{TOKEN}\"\n\n\
+         [client.services.bench]\nlocal_addr = \"{target}\"\n"
+    );
+    let server_path = dir.join(format!("rathole.{label}.server.toml"));
+    let client_path = dir.join(format!("rathole.{label}.client.toml"));
+    std::fs::write(&server_path, server_toml).context("could not write rathole's server.toml")?;
+    std::fs::write(&client_path, client_toml).context("could not write rathole's client.toml")?;
+    let mut server = Proc::spawn(
+        dir,
+        &format!("rathole.{label}.server"),
+        program,
+        &["--server".into(), server_path.display().to_string()],
+    )?;
+    // A client that finds no server logs an error and retries after a second.
+    server
+        .wait_for_log("Listening at", Duration::from_secs(10))
+        .await?;
+    let client = Proc::spawn(
+        dir,
+        &format!("rathole.{label}.client"),
+        program,
+        &["--client".into(), client_path.display().to_string()],
+    )?;
+    let entry = SocketAddr::from(([127, 0, 0, 1], service));
+    Ok((entry, vec![server, client]))
+}
+
+/// Starts `bore server` and `bore local`; bore's control port is fixed at
+/// 7835, and the tunnel port is the one the server picks and the client logs.
+pub async fn start_bore(
+    dir: &Path,
+    program: &Path,
+    label: &str,
+    target: SocketAddr,
+) -> anyhow::Result<(SocketAddr, Vec<Proc>)> {
+    let mut server = Proc::spawn(
+        dir,
+        &format!("bore.{label}.server"),
+        program,
+        &args(&["server", "--bind-addr", "127.0.0.1", "--secret", TOKEN]),
+    )?;
+    server
+        .wait_for_log("server listening", Duration::from_secs(10))
+        .await
+        .context("bore server did not start (is port 7835 busy?)")?;
+    let mut client = Proc::spawn(
+        dir,
+        &format!("bore.{label}.client"),
+        program,
+        &args(&[
+            "local",
+            &target.port().to_string(),
+            "--local-host",
+            &target.ip().to_string(),
+            "--to",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--secret",
+            TOKEN,
+        ]),
+    )?;
+    let at = client
+        .wait_for_log("listening at ", Duration::from_secs(10))
+        .await?;
+    let entry: SocketAddr = at
+        .parse()
+        .with_context(|| format!("bore local logged an odd address {at:?}"))?;
+    Ok((entry, vec![server, client]))
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
