@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use uptun_protocol::cli_support::{parse_duration, LogFormat};
+use uptun_protocol::cli_support::{parse_duration, LinkArgs};
 
 use crate::client::ForwardSpec;
 use crate::dial::ServerUrl;
@@ -72,18 +72,8 @@ pub struct Common {
     )]
     pub token: Option<String>,
 
-    /// Receive window per stream, in bytes
-    #[arg(long, env = "UPTUN_WINDOW", global = true, default_value_t = uptun_protocol::handshake::DEFAULT_WINDOW,
-          value_parser = clap::value_parser!(u32).range(16_384..=67_108_864))]
-    pub window: u32,
-
-    /// Interval between PINGs on idle links
-    #[arg(long, env = "UPTUN_PING_INTERVAL", global = true, default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
-    pub ping_interval: Duration,
-
-    /// Log format: text or json (filter with RUST_LOG, e.g. RUST_LOG=debug)
-    #[arg(long, env = "UPTUN_LOG_FORMAT", global = true, default_value = "text")]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub link: LinkArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,16 +110,6 @@ fn parse_channel(s: &str) -> Result<(String, crate::Target), String> {
 }
 
 impl Common {
-    /// The mux settings these flags ask for.
-    pub fn mux(&self) -> uptun_protocol::Config {
-        uptun_protocol::Config {
-            window: self.window,
-            ping_interval: self.ping_interval,
-            idle_timeout: self.ping_interval * 3,
-            ..uptun_protocol::Config::default()
-        }
-    }
-
     /// --server and --token, or a message saying how to give them.
     pub fn server_and_token(&self) -> Result<(ServerUrl, String), String> {
         let server = self.server.clone().ok_or(

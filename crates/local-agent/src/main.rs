@@ -14,7 +14,7 @@ const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.common.log_format);
+    init_logging(cli.common.link.log_format);
     let (server, token) = match cli.common.server_and_token() {
         Ok(pair) => pair,
         Err(msg) => return fail(&msg, USAGE),
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
                 let mut config = AgentConfig::new(server, token, cli.channels);
                 config.name = cli.name.or_else(hostname);
                 config.target_timeout = cli.target_timeout;
-                config.mux = cli.common.mux();
+                config.mux = cli.common.link.mux();
                 match run_agent(config, shutdown).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(AgentError::Refused(r)) => fail(
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
                 let config = ClientConfig {
                     server,
                     token,
-                    mux: cli.common.mux(),
+                    mux: cli.common.link.mux(),
                 };
                 report(forward(config, forwards, shutdown).await)
             }
@@ -59,7 +59,7 @@ fn main() -> ExitCode {
                 let config = ClientConfig {
                     server,
                     token,
-                    mux: cli.common.mux(),
+                    mux: cli.common.link.mux(),
                 };
                 report(connect(config, &channel).await)
             }

@@ -1,5 +1,6 @@
-//! Small pieces both binaries' command lines share: durations written as
-//! `500ms`/`10s`/`2m`, and the log output switch.
+//! What both binaries' command lines share: the link flags (window, PING
+//! interval, log format), durations written as `500ms`/`10s`/`2m`, logging
+//! setup and the shutdown signals.
 
 use std::time::Duration;
 
@@ -25,6 +26,37 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Link and logging flags of every uptun command. `global` lets the agent's
+/// subcommands take them after their own name too.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LinkArgs {
+    /// Receive window per stream, in bytes (flow-control credit)
+    #[arg(long, env = "UPTUN_WINDOW", global = true, default_value_t = crate::handshake::DEFAULT_WINDOW,
+          value_parser = clap::value_parser!(u32).range(crate::handshake::MIN_WINDOW as i64..=crate::handshake::MAX_WINDOW as i64))]
+    pub window: u32,
+
+    /// Interval between PINGs on links; a link silent for three intervals is dead
+    #[arg(long, env = "UPTUN_PING_INTERVAL", global = true, default_value = "15s",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub ping_interval: Duration,
+
+    /// Log format: text or json (filter with RUST_LOG, e.g. RUST_LOG=debug)
+    #[arg(long, env = "UPTUN_LOG_FORMAT", global = true, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl LinkArgs {
+    /// The mux settings these flags ask for.
+    pub fn mux(&self) -> crate::Config {
+        crate::Config {
+            window: self.window,
+            ping_interval: self.ping_interval,
+            idle_timeout: self.ping_interval * 3,
+            ..crate::Config::default()
+        }
+    }
 }
 
 /// How log lines are printed.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use uptun_protocol::cli_support::parse_duration;
-pub use uptun_protocol::cli_support::{init_logging, LogFormat};
+pub use uptun_protocol::cli_support::{init_logging, LinkArgs, LogFormat};
 
 use crate::config::Config;
 
@@ -99,18 +99,8 @@ pub struct Cli {
     #[arg(long, env = "UPTUN_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub header_timeout: Duration,
 
-    /// Receive window per stream, in bytes (flow-control credit)
-    #[arg(long, env = "UPTUN_WINDOW", default_value_t = uptun_protocol::handshake::DEFAULT_WINDOW,
-          value_parser = clap::value_parser!(u32).range(16_384..=67_108_864))]
-    pub window: u32,
-
-    /// Interval between PINGs on idle links
-    #[arg(long, env = "UPTUN_PING_INTERVAL", default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
-    pub ping_interval: Duration,
-
-    /// Log format: text or json (filter with RUST_LOG, e.g. RUST_LOG=debug)
-    #[arg(long, env = "UPTUN_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub link: LinkArgs,
 }
 
 impl Cli {
@@ -138,9 +128,7 @@ impl Cli {
         config.connect_timeout = self.connect_timeout;
         config.sniff_timeout = self.sniff_timeout;
         config.header_timeout = self.header_timeout;
-        config.mux.window = self.window;
-        config.mux.ping_interval = self.ping_interval;
-        config.mux.idle_timeout = self.ping_interval * 3;
+        config.mux = self.link.mux();
         (config, generated)
     }
 }
