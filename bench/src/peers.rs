@@ -95,12 +95,7 @@ pub async fn start_bore(
             TOKEN,
         ]),
     )?;
-    let at = client
-        .wait_for_log("listening at ", Duration::from_secs(10))
-        .await?;
-    let entry: SocketAddr = at
-        .parse()
-        .with_context(|| format!("bore local logged an odd address {at:?}"))?;
+    let entry = client.wait_for_addr("listening at ").await?;
     Ok((entry, vec![server, client]))
 }
 

@@ -72,6 +72,13 @@ impl Proc {
         }
     }
 
+    /// Waits for the socket address the process logs after `marker`.
+    pub async fn wait_for_addr(&mut self, marker: &str) -> anyhow::Result<std::net::SocketAddr> {
+        let word = self.wait_for_log(marker, Duration::from_secs(10)).await?;
+        word.parse()
+            .with_context(|| format!("{} logged an odd address {word:?}", self.name))
+    }
+
     /// Fails if the process has exited (it should run until killed).
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {

@@ -170,8 +170,7 @@ async fn start_relay2(
                 to.to_string(),
             ],
         )?;
-        let addr = relay.wait_for_log("addr=", Duration::from_secs(10)).await?;
-        to = addr.parse().context("relay logged an odd address")?;
+        to = relay.wait_for_addr("addr=").await?;
         procs.push(relay);
     }
     Ok((to, procs))
@@ -194,12 +193,7 @@ async fn start_uptun(
             TOKEN.into(),
         ],
     )?;
-    let addr = server
-        .wait_for_log("addr=", Duration::from_secs(10))
-        .await?;
-    let entry: SocketAddr = addr
-        .parse()
-        .with_context(|| format!("public-server logged an odd address {addr:?}"))?;
+    let entry = server.wait_for_addr("addr=").await?;
     let mut args = vec![
         "--server".to_string(),
         format!("http://{entry}"),
