@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    uptun_protocol::cli_support::tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.common.link.log_format);
     let (server, token) = match cli.common.server_and_token() {

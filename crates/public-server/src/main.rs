@@ -8,6 +8,7 @@ use public_server::{init_logging, run, Cli};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
+    uptun_protocol::cli_support::tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.link.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
