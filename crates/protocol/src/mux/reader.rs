@@ -9,6 +9,9 @@ use bytes::{Bytes, BytesMut};
 
 /// DATA payloads shorter than this are copied out of the read buffer.
 const COPY_BELOW: usize = 16 * 1024;
+/// A stream's queue holds at most this many payloads that are still slices
+/// of read buffers; later ones are copied (see `on_stream_frame`).
+const MAX_SLICES_QUEUED: usize = 4;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::Decoder;
@@ -33,9 +36,10 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
         while let Some(frame) = FrameCodec.decode(&mut buf)? {
             dispatch(&link, &incoming, frame)?;
         }
+        let mut limited = (&mut read).take(FrameCodec::read_len(&buf) as u64);
         let read = tokio::select! {
             _ = link.cancel.cancelled() => return Ok(()),
-            read = tokio::time::timeout(idle, read.read_buf(&mut buf)) => read,
+            read = tokio::time::timeout(idle, limited.read_buf(&mut buf)) => read,
         };
         match read {
             Err(_) => return Err(ProtocolError::Silent(idle.as_secs())),
@@ -171,14 +175,18 @@ fn on_stream_frame(link: &Arc<LinkShared>, frame: Frame) -> Result<(), ProtocolE
                 }
             })?;
             if st.failed.is_none() && !st.remote_fin {
-                // A payload is a slice of a large read buffer. Kept behind a
-                // stalled consumer, it would pin that whole buffer: copy it
-                // then, and when it is small, so memory stays within the window.
-                let payload = if !st.inbound.is_empty() || frame.payload.len() < COPY_BELOW {
-                    Bytes::copy_from_slice(&frame.payload)
-                } else {
-                    frame.payload
-                };
+                // A payload is a slice of a large read buffer and keeps that
+                // whole buffer alive while queued. Small payloads are copied
+                // (a few bytes must not pin 256 KiB), and so is every payload
+                // once MAX_SLICES_QUEUED are queued: a stalled stream pins at
+                // most that many buffers beyond its window, while a busy one
+                // (a short queue) passes bulk data on without a copy.
+                let payload =
+                    if st.inbound.len() >= MAX_SLICES_QUEUED || frame.payload.len() < COPY_BELOW {
+                        Bytes::copy_from_slice(&frame.payload)
+                    } else {
+                        frame.payload
+                    };
                 st.inbound.push_back(payload);
                 drop(st);
                 stream.readable.notify_one();
