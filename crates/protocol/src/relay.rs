@@ -3,7 +3,9 @@
 //! becomes a write shutdown, and the other direction keeps flowing.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::task::Poll;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::error::StreamError;
 use crate::mux::MuxStream;
@@ -26,11 +28,27 @@ pub enum RelayError {
     Local(std::io::Error),
 }
 
-/// A quiet stream reads into an inline buffer this small (a keystroke fits), so while it waits
-/// it holds no heap buffer at all (10,000 idle streams must stay cheap). A
-/// read that fills it switches to heap buffers that double up to the frame
-/// size; a small read switches back.
+/// A quiet stream reads at most this much at a time, into a buffer on the
+/// stack of the poll that reads (a keystroke fits), so while it waits it
+/// holds no buffer at all, on the heap or in its task (10,000 idle streams
+/// must stay cheap). A read that fills it switches to heap buffers that
+/// double up to the frame size; a small read switches back.
 const SMALL_READ: usize = 256;
+
+/// Reads up to `limit` (at most `SMALL_READ`) bytes into a buffer that lives
+/// only during each poll, so the waiting future carries no buffer.
+async fn read_small<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> std::io::Result<Bytes> {
+    std::future::poll_fn(|cx| {
+        let mut small = [0u8; SMALL_READ];
+        let mut buf = ReadBuf::new(&mut small[..limit.min(SMALL_READ)]);
+        match std::pin::Pin::new(&mut *reader).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(Bytes::copy_from_slice(buf.filled()))),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
 
 /// Relays between `stream` and a local reader/writer until both directions
 /// have finished. On failure the stream is reset with the reason.
@@ -46,7 +64,6 @@ where
     let max = stream.max_data();
     let up = async {
         let mut sent = 0u64;
-        let mut small = [0u8; SMALL_READ];
         let mut buf = BytesMut::new();
         let mut want = SMALL_READ;
         loop {
@@ -54,8 +71,7 @@ where
             let limit = want.min(credit).min(max);
             let read = async {
                 if limit <= SMALL_READ {
-                    let n = reader.read(&mut small[..limit]).await?;
-                    Ok::<_, std::io::Error>(Bytes::copy_from_slice(&small[..n]))
+                    read_small(&mut reader, limit).await
                 } else {
                     buf.reserve(limit);
                     reader.read_buf(&mut (&mut buf).limit(limit)).await?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tracing::{info, warn, Instrument};
+use tracing::{info, warn};
 use uptun_protocol::handshake::{accept_response, LinkRequest, PeerKind, Refusal, RequestHead};
 use uptun_protocol::{bridge, spawn_link, Incoming, IncomingStream, LinkHandle, Role, StreamError};
 
@@ -122,8 +122,7 @@ async fn serve_client(
             _ = state.shutdown.cancelled() => None,
         };
         let Some(stream) = next else { break };
-        let span = tracing::info_span!("stream", channel = %stream.channel, id = stream.id());
-        tokio::spawn(client_stream(stream, peer, state.clone()).instrument(span));
+        tokio::spawn(client_stream(stream, peer, state.clone()));
     }
     link.drain("the server is shutting down", DRAIN).await;
     info!(client = %name, reason = %link.close_reason().unwrap_or_default(), "client link down");
@@ -137,7 +136,7 @@ async fn client_stream(incoming: IncomingStream, client: SocketAddr, state: Arc<
     {
         Ok(s) => s,
         Err(why) => {
-            warn!(%why, "client stream refused");
+            warn!(%user, %channel, %why, "client stream refused");
             incoming.refuse(&why);
             return;
         }
@@ -147,7 +146,7 @@ async fn client_stream(incoming: IncomingStream, client: SocketAddr, state: Arc<
         Err(_) => return,
     };
     if let Err(err) = bridge(inbound, outbound).await {
-        tracing::debug!(%err, "client stream ended early");
+        tracing::debug!(%user, %channel, %err, "client stream ended early");
     }
 }
 

@@ -46,8 +46,7 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    let span = info_span!("conn", %peer);
-                    tracker.spawn(handle(socket, peer, state.clone()).instrument(span));
+                    tracker.spawn(handle(socket, peer, state.clone()));
                 }
                 Err(err) => {
                     // Out of file descriptors or similar: back off instead of spinning.
@@ -68,26 +67,36 @@ pub async fn run(
     Ok(())
 }
 
+/// Classifies one connection and serves it. Every user connection's task
+/// lives as long as the connection, so the big, short or rare steps
+/// (classifying, agent links, endpoints) are boxed: the task keeps only the
+/// relay's state while it waits (10,000 idle users must stay cheap).
 async fn handle(mut socket: TcpStream, peer: SocketAddr, state: Arc<State>) {
     let _ = socket.set_nodelay(true);
-    let visitor = match classify(&mut socket, &state.config).await {
+    let visitor = match Box::pin(classify(&mut socket, &state.config)).await {
         Ok(v) => v,
         Err(err) => {
-            tracing::debug!(%err, "connection failed before it was classified");
+            tracing::debug!(%peer, %err, "connection failed before it was classified");
             return;
         }
     };
     match visitor {
         Visitor::Link { kind, head, buf } => {
-            links::serve(socket, peer, kind, head, buf, state).await
+            // Links are few and long-lived: their log lines carry the peer
+            // in a span. User connections name it in each line instead, as
+            // a span per connection costs ~340 bytes while it lasts.
+            let span = info_span!("conn", %peer);
+            Box::pin(links::serve(socket, peer, kind, head, buf, state))
+                .instrument(span)
+                .await
         }
-        Visitor::Endpoint { head } => endpoints::serve(socket, &head, &state).await,
+        Visitor::Endpoint { head } => Box::pin(endpoints::serve(socket, &head, &state)).await,
         Visitor::Web { buf } => users::serve_web(socket, peer, buf, &state).await,
         Visitor::Raw { channel, buf } => {
             users::serve_raw(socket, peer, &channel, buf, &state).await
         }
         Visitor::Reject(refusal) => {
-            warn!(status = refusal.status, reason = %refusal.reason, "rejected request");
+            warn!(%peer, status = refusal.status, reason = %refusal.reason, "rejected request");
             let _ = socket.write_all(refusal.to_http().as_bytes()).await;
             let _ = socket.shutdown().await;
         }

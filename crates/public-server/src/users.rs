@@ -20,10 +20,10 @@ pub(crate) async fn serve_web(
     state: &State,
 ) {
     let channel = &state.config.http_channel;
-    match open_to_agent(channel, &peer.to_string(), first, state).await {
+    match Box::pin(open_to_agent(channel, &peer.to_string(), first, state)).await {
         Ok(stream) => relay_socket(stream, socket).await,
         Err(why) => {
-            warn!(%channel, %why, "web user turned away");
+            warn!(%peer, %channel, %why, "web user turned away");
             let body = format!("uptun: cannot reach channel \"{channel}\": {why}\n");
             let page = format!(
                 "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -42,9 +42,9 @@ pub(crate) async fn serve_raw(
     first: BytesMut,
     state: &State,
 ) {
-    match open_to_agent(channel, &peer.to_string(), first, state).await {
+    match Box::pin(open_to_agent(channel, &peer.to_string(), first, state)).await {
         Ok(stream) => relay_socket(stream, socket).await,
-        Err(why) => warn!(%channel, %why, "raw user closed"),
+        Err(why) => warn!(%peer, %channel, %why, "raw user closed"),
     }
 }
 
@@ -60,7 +60,7 @@ pub(crate) async fn open_to_agent(
         Some(agent) => agent,
         None => {
             let limit = state.config.connect_timeout;
-            info!(%channel, "no agent serves the channel yet; waiting up to {:.1} s", limit.as_secs_f64());
+            info!(%user, %channel, "no agent serves the channel yet; waiting up to {:.1} s", limit.as_secs_f64());
             state
                 .registry
                 .wait_for(channel, limit)

@@ -188,30 +188,44 @@ fn on_stream_frame(link: &Arc<LinkShared>, frame: Frame) -> Result<(), ProtocolE
                         frame.payload
                     };
                 st.inbound.push_back(payload);
+                let waiter = st.take_read_waiter();
                 drop(st);
-                stream.readable.notify_one();
+                if let Some(waiter) = waiter {
+                    waiter.wake();
+                }
             }
         }
         FrameType::Window => {
             let increment = frame.window_increment()?;
-            stream
-                .lock()
-                .send
+            let mut st = stream.lock();
+            st.send
                 .grant(increment)
                 .map_err(|()| ProtocolError::WindowOverflow(id))?;
-            stream.writable.notify_one();
+            let waiter = st.take_write_waiter();
+            drop(st);
+            if let Some(waiter) = waiter {
+                waiter.wake();
+            }
         }
         FrameType::Fin => {
-            stream.lock().remote_fin = true;
-            stream.readable.notify_one();
+            let mut st = stream.lock();
+            st.remote_fin = true;
+            let waiter = st.take_read_waiter();
+            drop(st);
+            if let Some(waiter) = waiter {
+                waiter.wake();
+            }
         }
         FrameType::Accept => {
             let mut st = stream.lock();
             if st.acceptance == Acceptance::Pending {
                 st.acceptance = Acceptance::Accepted;
             }
+            let waiter = st.take_read_waiter();
             drop(st);
-            stream.readable.notify_one();
+            if let Some(waiter) = waiter {
+                waiter.wake();
+            }
         }
         FrameType::Refuse => {
             let reason = frame.reason();

@@ -2,10 +2,11 @@
 //! flags) and the handle the application uses to send and receive.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 
 use super::flow_control::{RecvWindow, SendCredit};
 use super::link::{LinkShared, Outgoing};
@@ -32,19 +33,42 @@ pub(crate) struct State {
     pub acceptance: Acceptance,
     /// Set once the stream is dead: reset by either side, or its link closed.
     pub failed: Option<StreamError>,
+    /// The task waiting for inbound data, FIN, ACCEPT/REFUSE or failure.
+    read_waiter: Option<Waker>,
+    /// The task waiting for credit or failure.
+    write_waiter: Option<Waker>,
+    /// Tasks waiting only for the stream to die (`MuxStream::failed`).
+    death_waiters: Vec<Waker>,
 }
 
-/// State shared by the link reader and the stream's handle.
+impl State {
+    /// Takes the waker of the receiving side, to wake once the lock is
+    /// dropped.
+    pub fn take_read_waiter(&mut self) -> Option<Waker> {
+        self.read_waiter.take()
+    }
+
+    pub fn take_write_waiter(&mut self) -> Option<Waker> {
+        self.write_waiter.take()
+    }
+}
+
+/// Leaves the task's waker in `slot` (a clone only when it changed).
+fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+/// State shared by the link reader and the stream's handle. Waiting tasks
+/// leave their wakers in the state itself, under the same lock as the
+/// conditions they wait for, so no wake-up is lost and a waiting stream
+/// holds no waiter node in its task.
 #[derive(Debug)]
 pub(crate) struct StreamShared {
     pub id: u32,
     state: Mutex<State>,
-    /// Woken on inbound data, FIN, ACCEPT/REFUSE and failure.
-    pub readable: Notify,
-    /// Woken on WINDOW and failure.
-    pub writable: Notify,
-    /// Woken (all waiters) when the stream dies.
-    closed: Notify,
 }
 
 impl StreamShared {
@@ -60,10 +84,10 @@ impl StreamShared {
                 local_fin: false,
                 acceptance,
                 failed: None,
+                read_waiter: None,
+                write_waiter: None,
+                death_waiters: Vec::new(),
             }),
-            readable: Notify::new(),
-            writable: Notify::new(),
-            closed: Notify::new(),
         }
     }
 
@@ -71,19 +95,27 @@ impl StreamShared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Marks the stream dead (first reason wins) and wakes both directions.
+    /// Marks the stream dead (first reason wins) and wakes every waiter.
     pub fn fail(&self, err: StreamError) {
         self.lock().failed.get_or_insert(err);
         self.wake_all();
     }
 
-    /// Wakes every waiter. `readable` and `writable` each have one waiter
-    /// at most (the receiving and the sending direction); `closed` may have
-    /// any number.
+    /// Wakes every waiting task: the receiving and the sending direction and
+    /// those waiting for the stream to die.
     pub fn wake_all(&self) {
-        self.readable.notify_one();
-        self.writable.notify_one();
-        self.closed.notify_waiters();
+        let (read, write, death) = {
+            let mut st = self.lock();
+            (
+                st.read_waiter.take(),
+                st.write_waiter.take(),
+                std::mem::take(&mut st.death_waiters),
+            )
+        };
+        read.into_iter()
+            .chain(write)
+            .chain(death)
+            .for_each(Waker::wake);
     }
 }
 
@@ -114,29 +146,29 @@ impl MuxStream {
 
     /// Waits for the peer's ACCEPT (or REFUSE) of a stream this side opened.
     pub async fn accepted(&self) -> Result<(), StreamError> {
-        loop {
-            {
-                let st = self.shared.lock();
-                match &st.acceptance {
-                    Acceptance::Accepted => return Ok(()),
-                    Acceptance::Refused(reason) => {
-                        return Err(StreamError::Refused(reason.clone()))
-                    }
-                    Acceptance::Pending => {}
+        poll_fn(|cx| {
+            let mut st = self.shared.lock();
+            match &st.acceptance {
+                Acceptance::Accepted => return Poll::Ready(Ok(())),
+                Acceptance::Refused(reason) => {
+                    return Poll::Ready(Err(StreamError::Refused(reason.clone())))
                 }
-                if let Some(err) = &st.failed {
-                    return Err(err.clone());
-                }
+                Acceptance::Pending => {}
             }
-            self.shared.readable.notified().await;
-        }
+            if let Some(err) = &st.failed {
+                return Poll::Ready(Err(err.clone()));
+            }
+            register(&mut st.read_waiter, cx);
+            Poll::Pending
+        })
+        .await
     }
 
     /// The next chunk from the peer; `Ok(None)` once the peer sent FIN.
     /// Calling `recv` again tells the stream the previous chunk was consumed,
     /// which is when its bytes are granted back to the sender.
     pub async fn recv(&self) -> Result<Option<Bytes>, StreamError> {
-        loop {
+        poll_fn(|cx| {
             let (outcome, update) = {
                 let mut st = self.shared.lock();
                 let handed = std::mem::take(&mut st.handed_out);
@@ -156,6 +188,7 @@ impl MuxStream {
                 } else if let Some(err) = &st.failed {
                     (Some(Err(err.clone())), None)
                 } else {
+                    register(&mut st.read_waiter, cx);
                     (None, st.recv.take_update())
                 }
             };
@@ -163,53 +196,55 @@ impl MuxStream {
                 self.link
                     .send_ctrl_now(Frame::window(self.shared.id, increment));
             }
-            if let Some(outcome) = outcome {
-                return outcome;
+            match outcome {
+                Some(outcome) => Poll::Ready(outcome),
+                None => Poll::Pending,
             }
-            self.shared.readable.notified().await;
-        }
+        })
+        .await
     }
 
     /// Waits until there is send credit, then spends up to `max` bytes of it.
     async fn take_credit(&self, max: usize) -> Result<usize, StreamError> {
-        loop {
-            {
-                let mut st = self.shared.lock();
-                if let Some(err) = &st.failed {
-                    return Err(err.clone());
-                }
-                if let Acceptance::Refused(reason) = &st.acceptance {
-                    return Err(StreamError::Refused(reason.clone()));
-                }
-                if st.local_fin {
-                    return Err(StreamError::Reset("send after FIN".into()));
-                }
-                let n = st.send.take(max);
-                if n > 0 {
-                    return Ok(n);
-                }
+        self.wait_for_credit(|st| {
+            if st.local_fin {
+                return Some(Err(StreamError::Reset("send after FIN".into())));
             }
-            self.shared.writable.notified().await;
-        }
+            let n = st.send.take(max);
+            (n > 0).then_some(Ok(n))
+        })
+        .await
     }
 
     /// Waits until the peer has granted credit and returns how much.
     pub async fn credit(&self) -> Result<usize, StreamError> {
-        loop {
-            {
-                let st = self.shared.lock();
-                if let Some(err) = &st.failed {
-                    return Err(err.clone());
-                }
-                if let Acceptance::Refused(reason) = &st.acceptance {
-                    return Err(StreamError::Refused(reason.clone()));
-                }
-                if st.send.available() > 0 {
-                    return Ok(st.send.available());
-                }
+        self.wait_for_credit(|st| {
+            let n = st.send.available();
+            (n > 0).then_some(Ok(n))
+        })
+        .await
+    }
+
+    /// Waits until `check` answers, the stream fails or is refused.
+    async fn wait_for_credit<T>(
+        &self,
+        mut check: impl FnMut(&mut State) -> Option<Result<T, StreamError>>,
+    ) -> Result<T, StreamError> {
+        poll_fn(|cx| {
+            let mut st = self.shared.lock();
+            if let Some(err) = &st.failed {
+                return Poll::Ready(Err(err.clone()));
             }
-            self.shared.writable.notified().await;
-        }
+            if let Acceptance::Refused(reason) = &st.acceptance {
+                return Poll::Ready(Err(StreamError::Refused(reason.clone())));
+            }
+            if let Some(answer) = check(&mut st) {
+                return Poll::Ready(answer);
+            }
+            register(&mut st.write_waiter, cx);
+            Poll::Pending
+        })
+        .await
     }
 
     /// Sends bytes, waiting for credit as needed and cutting them into DATA
@@ -268,15 +303,20 @@ impl MuxStream {
     /// Resolves once the stream is dead (reset, refused, or its link closed),
     /// so a task waiting on something else can give up.
     pub async fn failed(&self) -> StreamError {
-        loop {
-            let notified = self.shared.closed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(err) = self.shared.lock().failed.clone() {
-                return err;
+        poll_fn(|cx| {
+            let mut st = self.shared.lock();
+            if let Some(err) = &st.failed {
+                return Poll::Ready(err.clone());
             }
-            notified.await;
-        }
+            // Waiters that gave up stay until the stream dies; the same task
+            // asking again is not added twice, so the list stays as short as
+            // the number of tasks that watch this stream.
+            if !st.death_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                st.death_waiters.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Sends ACCEPT for a stream the peer opened.
