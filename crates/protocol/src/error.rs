@@ -27,8 +27,8 @@ pub enum ProtocolError {
     DuplicateStream(u32),
     #[error("stream id {0} is not in the peer's id space")]
     WrongIdSpace(u32),
-    #[error("no frame for {0} seconds: link is dead")]
-    Silent(u64),
+    #[error("no frame for {:.1} s: link is dead", .0.as_secs_f64())]
+    Silent(std::time::Duration),
     #[error("connection closed in the middle of a frame")]
     Truncated,
     #[error(transparent)]

@@ -14,6 +14,7 @@ const COPY_BELOW: usize = 16 * 1024;
 const MAX_SLICES_QUEUED: usize = 4;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
 use super::link::LinkShared;
@@ -32,6 +33,11 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
     // first read: nothing else may arrive to prompt one.
     let mut buf = initial;
     let idle = link.config.idle_timeout;
+    // One timer for the link's silence, moved on only when it fires: a
+    // timer per read would cost a timer-wheel entry per read.
+    let silence = tokio::time::sleep(idle);
+    tokio::pin!(silence);
+    let mut last_read = Instant::now();
     loop {
         while let Some(frame) = FrameCodec.decode(&mut buf)? {
             dispatch(&link, &incoming, frame)?;
@@ -39,14 +45,21 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
         let mut limited = (&mut read).take(FrameCodec::read_len(&buf) as u64);
         let read = tokio::select! {
             _ = link.cancel.cancelled() => return Ok(()),
-            read = tokio::time::timeout(idle, limited.read_buf(&mut buf)) => read,
+            _ = &mut silence => {
+                if last_read.elapsed() >= idle {
+                    return Err(ProtocolError::Silent(idle));
+                }
+                silence.as_mut().reset(last_read + idle);
+                continue;
+            }
+            read = limited.read_buf(&mut buf) => read,
         };
+        last_read = Instant::now();
         match read {
-            Err(_) => return Err(ProtocolError::Silent(idle.as_secs())),
-            Ok(Ok(0)) if buf.is_empty() => return Ok(()),
-            Ok(Ok(0)) => return Err(ProtocolError::Truncated),
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => return Err(err.into()),
+            Ok(0) if buf.is_empty() => return Ok(()),
+            Ok(0) => return Err(ProtocolError::Truncated),
+            Ok(_) => {}
+            Err(err) => return Err(err.into()),
         }
     }
 }

@@ -163,6 +163,40 @@ async fn data_beyond_credit_closes_the_link() {
 }
 
 #[tokio::test]
+async fn a_silent_peer_closes_the_link_and_a_chatty_one_keeps_it() {
+    let config = Config {
+        idle_timeout: Duration::from_millis(300),
+        ping_interval: Duration::from_secs(3600),
+        ..small()
+    };
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let (br, bw) = tokio::io::split(b);
+    let (link, _incoming) = spawn(br, bw, BytesMut::new(), Role::Acceptor, config, 16 * 1024);
+    let (_raw_r, mut raw_w) = tokio::io::split(a);
+    // A PING every 100 ms for 1 s: three idle timeouts pass, the link stays.
+    let mut ping = BytesMut::new();
+    FrameCodec
+        .encode(
+            Frame::new(FrameType::Ping, 0, Bytes::from_static(&[0; 8])),
+            &mut ping,
+        )
+        .unwrap();
+    for _ in 0..10 {
+        raw_w.write_all(&ping).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !link.is_closed(),
+            "closed while the peer talked: {:?}",
+            link.close_reason()
+        );
+    }
+    // Then silence: the link closes, saying why.
+    timeout(T, link.closed()).await.unwrap();
+    let reason = link.close_reason().unwrap();
+    assert!(reason.contains("no frame for 0.3 s"), "{reason}");
+}
+
+#[tokio::test]
 async fn closing_the_link_fails_open_streams() {
     let ((dialer, _), (acceptor, mut incoming)) = pair(small());
     let s = dialer.open("web", "").await.unwrap();

@@ -2,7 +2,9 @@
 //! frames go first; then whatever else is ready is gathered, up to a bound,
 //! into one vectored write.
 
+use std::future::Future;
 use std::io::IoSlice;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -15,6 +17,8 @@ use crate::frame::{Frame, HEADER_LEN};
 /// Bounds on one gathered write.
 const MAX_BATCH_FRAMES: usize = 64;
 const MAX_BATCH_BYTES: usize = 1024 * 1024;
+/// A batch smaller than this waits one scheduler turn for more frames.
+const YIELD_BELOW: usize = 16 * 1024;
 
 pub(crate) async fn run<W: AsyncWrite + Unpin>(
     mut io: W,
@@ -36,31 +40,54 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         };
         let mut bytes = 0;
         let mut next = Some(first);
-        while let Some(item) = next.take() {
-            match item {
-                Outgoing::Frame(f) => {
-                    bytes += HEADER_LEN + f.payload.len();
-                    batch.push(f);
+        let mut yielded = false;
+        loop {
+            while let Some(item) = next.take() {
+                match item {
+                    Outgoing::Frame(f) => {
+                        bytes += HEADER_LEN + f.payload.len();
+                        batch.push(f);
+                    }
+                    Outgoing::Flush(tx) => flushes.push(tx),
                 }
-                Outgoing::Flush(tx) => flushes.push(tx),
+                if bytes < MAX_BATCH_BYTES && batch.len() < MAX_BATCH_FRAMES {
+                    next = ctrl_rx
+                        .try_recv()
+                        .map(Outgoing::Frame)
+                        .or_else(|_| data_rx.try_recv())
+                        .ok();
+                }
             }
-            if bytes < MAX_BATCH_BYTES && batch.len() < MAX_BATCH_FRAMES {
-                next = ctrl_rx
-                    .try_recv()
-                    .map(Outgoing::Frame)
-                    .or_else(|_| data_rx.try_recv())
-                    .ok();
+            // A small batch waits one turn of the scheduler, so streams that
+            // are ready right now add their frames to the same write.
+            if yielded || bytes >= YIELD_BELOW || batch.len() >= MAX_BATCH_FRAMES {
+                break;
             }
+            yielded = true;
+            tokio::task::yield_now().await;
+            next = ctrl_rx
+                .try_recv()
+                .map(Outgoing::Frame)
+                .or_else(|_| data_rx.try_recv())
+                .ok();
         }
-        // A peer that stops reading must not pin this link forever.
-        match tokio::time::timeout(write_timeout, write_frames(&mut io, &batch, &mut headers)).await
+        // Most writes finish at once; one that has to wait gets a deadline,
+        // as a peer that stops reading must not pin this link forever.
         {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("the peer read nothing for {} s", write_timeout.as_secs()),
-                ))
+            let write = write_frames(&mut io, &batch, &mut headers);
+            tokio::pin!(write);
+            let first_try = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+            match first_try {
+                Poll::Ready(result) => result?,
+                Poll::Pending => match tokio::time::timeout(write_timeout, write).await {
+                    Ok(result) => result?,
+                    Err(_) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("the peer read nothing for {} s", write_timeout.as_secs()),
+                        ))
+                    }
+                },
             }
         }
         batch.clear();
