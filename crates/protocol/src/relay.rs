@@ -3,8 +3,6 @@
 //! becomes a write shutdown, and the other direction keeps flowing.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use std::task::Poll;
-
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::error::StreamError;
@@ -41,11 +39,9 @@ async fn read_small<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> std::
     std::future::poll_fn(|cx| {
         let mut small = [0u8; SMALL_READ];
         let mut buf = ReadBuf::new(&mut small[..limit.min(SMALL_READ)]);
-        match std::pin::Pin::new(&mut *reader).poll_read(cx, &mut buf) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(Bytes::copy_from_slice(buf.filled()))),
-            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            Poll::Pending => Poll::Pending,
-        }
+        std::pin::Pin::new(&mut *reader)
+            .poll_read(cx, &mut buf)
+            .map_ok(|()| Bytes::copy_from_slice(buf.filled()))
     })
     .await
 }

@@ -20,7 +20,7 @@ pub(crate) async fn serve_web(
     state: &State,
 ) {
     let channel = &state.config.http_channel;
-    match Box::pin(open_to_agent(channel, &peer.to_string(), first, state)).await {
+    match open_to_agent(channel, &peer.to_string(), first, state).await {
         Ok(stream) => relay_socket(stream, socket).await,
         Err(why) => {
             warn!(%peer, %channel, %why, "web user turned away");
@@ -42,7 +42,7 @@ pub(crate) async fn serve_raw(
     first: BytesMut,
     state: &State,
 ) {
-    match Box::pin(open_to_agent(channel, &peer.to_string(), first, state)).await {
+    match open_to_agent(channel, &peer.to_string(), first, state).await {
         Ok(stream) => relay_socket(stream, socket).await,
         Err(why) => warn!(%peer, %channel, %why, "raw user closed"),
     }

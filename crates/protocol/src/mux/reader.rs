@@ -161,6 +161,13 @@ fn on_open(
     Ok(())
 }
 
+/// Wakes the task a state change was for; call it once the lock is dropped.
+fn wake(waiter: Option<std::task::Waker>) {
+    if let Some(waiter) = waiter {
+        waiter.wake();
+    }
+}
+
 fn on_stream_frame(link: &Arc<LinkShared>, frame: Frame) -> Result<(), ProtocolError> {
     let id = frame.stream;
     let Some(stream) = link.streams().get(&id).cloned() else {
@@ -203,9 +210,7 @@ fn on_stream_frame(link: &Arc<LinkShared>, frame: Frame) -> Result<(), ProtocolE
                 st.inbound.push_back(payload);
                 let waiter = st.take_read_waiter();
                 drop(st);
-                if let Some(waiter) = waiter {
-                    waiter.wake();
-                }
+                wake(waiter);
             }
         }
         FrameType::Window => {
@@ -216,18 +221,14 @@ fn on_stream_frame(link: &Arc<LinkShared>, frame: Frame) -> Result<(), ProtocolE
                 .map_err(|()| ProtocolError::WindowOverflow(id))?;
             let waiter = st.take_write_waiter();
             drop(st);
-            if let Some(waiter) = waiter {
-                waiter.wake();
-            }
+            wake(waiter);
         }
         FrameType::Fin => {
             let mut st = stream.lock();
             st.remote_fin = true;
             let waiter = st.take_read_waiter();
             drop(st);
-            if let Some(waiter) = waiter {
-                waiter.wake();
-            }
+            wake(waiter);
         }
         FrameType::Accept => {
             let mut st = stream.lock();
@@ -236,9 +237,7 @@ fn on_stream_frame(link: &Arc<LinkShared>, frame: Frame) -> Result<(), ProtocolE
             }
             let waiter = st.take_read_waiter();
             drop(st);
-            if let Some(waiter) = waiter {
-                waiter.wake();
-            }
+            wake(waiter);
         }
         FrameType::Refuse => {
             let reason = frame.reason();

@@ -51,11 +51,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
                     Outgoing::Flush(tx) => flushes.push(tx),
                 }
                 if bytes < MAX_BATCH_BYTES && batch.len() < MAX_BATCH_FRAMES {
-                    next = ctrl_rx
-                        .try_recv()
-                        .map(Outgoing::Frame)
-                        .or_else(|_| data_rx.try_recv())
-                        .ok();
+                    next = ready_now(&mut ctrl_rx, &mut data_rx);
                 }
             }
             // A small batch waits one turn of the scheduler, so streams that
@@ -65,11 +61,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
             }
             yielded = true;
             tokio::task::yield_now().await;
-            next = ctrl_rx
-                .try_recv()
-                .map(Outgoing::Frame)
-                .or_else(|_| data_rx.try_recv())
-                .ok();
+            next = ready_now(&mut ctrl_rx, &mut data_rx);
         }
         // Most writes finish at once; one that has to wait gets a deadline,
         // as a peer that stops reading must not pin this link forever.
@@ -95,6 +87,18 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
             let _ = tx.send(());
         }
     }
+}
+
+/// The next item that is already queued, control frames first.
+fn ready_now(
+    ctrl_rx: &mut mpsc::Receiver<Frame>,
+    data_rx: &mut mpsc::Receiver<Outgoing>,
+) -> Option<Outgoing> {
+    ctrl_rx
+        .try_recv()
+        .map(Outgoing::Frame)
+        .or_else(|_| data_rx.try_recv())
+        .ok()
 }
 
 /// Writes the frames' headers and payloads with as few syscalls as the
