@@ -123,7 +123,7 @@ async fn compare(
         "{name}: wrk: {:.0} req/s p50 {:.3} ms p99 {:.3} ms",
         w.rps, w.p50, w.p99
     );
-    let r = load::request_response(running.entry, RR_CONNS, plan).await?;
+    let r = load::request_response(running.entry, RR_CONNS, plan, Vec::new()).await?;
     eprintln!("{name}: bench rr: {:.0} req/s", r.per_second);
     running.stop().await;
     let _ = writeln!(

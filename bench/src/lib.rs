@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod cpu;
 mod crosscheck;
 mod install;
 mod load;

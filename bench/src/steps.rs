@@ -54,8 +54,13 @@ impl Step {
     pub fn figures(self) -> &'static [Figure] {
         match self {
             Step::Bulk1 => &[Figure::Bulk1],
-            Step::Bulk8 => &[Figure::Bulk8, Figure::RssPeakBulk8],
-            Step::Rr => &[Figure::Rps, Figure::RrP50, Figure::RrP99],
+            Step::Bulk8 => &[Figure::Bulk8, Figure::CpuPerGb, Figure::RssPeakBulk8],
+            Step::Rr => &[
+                Figure::Rps,
+                Figure::RrP50,
+                Figure::RrP99,
+                Figure::CpuPerRequest,
+            ],
             Step::Churn => &[Figure::Churn],
             Step::Interactive => &[Figure::InteractiveP50, Figure::InteractiveP99],
             Step::Memory => &[Figure::RssIdle, Figure::RssIdleConns],
@@ -113,11 +118,15 @@ pub async fn measure(
                     ),
                     None => (Figure::RssPeakBulk8, "no RSS".into(), Cell::NotApplicable),
                 });
+                cells.push(match bulk.cpu_per_gb {
+                    Some(cpu) => value(Figure::CpuPerGb, cpu, format!("{cpu:.2} CPU s/GB")),
+                    None => (Figure::CpuPerGb, "no CPU".into(), Cell::NotApplicable),
+                });
             }
             cells
         }
         Step::Rr => {
-            let r = load::request_response(entry, RR_CONNS, plan).await?;
+            let r = load::request_response(entry, RR_CONNS, plan, running.pids()).await?;
             vec![
                 value(
                     Figure::Rps,
@@ -134,6 +143,10 @@ pub async fn measure(
                     r.latency.p99,
                     format!("p99 {:.3} ms", r.latency.p99),
                 ),
+                match r.cpu_per_request {
+                    Some(cpu) => value(Figure::CpuPerRequest, cpu, format!("{cpu:.1} CPU µs/req")),
+                    None => (Figure::CpuPerRequest, "no CPU".into(), Cell::NotApplicable),
+                },
             ]
         }
         Step::Churn => {

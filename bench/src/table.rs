@@ -11,9 +11,11 @@ use crate::systems::SystemKind;
 pub enum Figure {
     Bulk1,
     Bulk8,
+    CpuPerGb,
     Rps,
     RrP50,
     RrP99,
+    CpuPerRequest,
     Churn,
     InteractiveP50,
     InteractiveP99,
@@ -27,9 +29,11 @@ impl Figure {
         match self {
             Figure::Bulk1 => "bulk 1 stream Gbit/s".into(),
             Figure::Bulk8 => "bulk 8 streams Gbit/s".into(),
+            Figure::CpuPerGb => "CPU s/GB bulk 8".into(),
             Figure::Rps => "req/s (64 conns)".into(),
             Figure::RrP50 => "req p50 ms".into(),
             Figure::RrP99 => "req p99 ms".into(),
+            Figure::CpuPerRequest => "CPU µs/req".into(),
             Figure::Churn => "churn conn/s".into(),
             Figure::InteractiveP50 => "interactive p50 ms".into(),
             Figure::InteractiveP99 => "interactive p99 ms".into(),
@@ -135,7 +139,7 @@ impl Results {
             out.push('\n');
         }
         out.push_str(
-            "\nIn parentheses: the figure divided by rathole's (for ms and MiB, lower is better).\n",
+            "\nIn parentheses: the figure divided by rathole's (for ms, MiB and CPU, lower is better).\n",
         );
         if !self.notes.is_empty() {
             out.push_str("\nNotes:\n");

@@ -11,6 +11,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::{connect, Window};
 use crate::cli::Plan;
+use crate::cpu::CpuMeter;
 use crate::memory::PeakSampler;
 use crate::target::{TargetStats, MODE_SINK};
 
@@ -22,6 +23,8 @@ pub struct Bulk {
     pub gbit_per_s: f64,
     /// Highest summed RSS of `pids` during the run, in bytes.
     pub peak_rss: Option<u64>,
+    /// CPU seconds `pids` spent per gigabyte moved in the window.
+    pub cpu_per_gb: Option<f64>,
 }
 
 /// Bulk streams running in the background until dropped.
@@ -86,14 +89,22 @@ pub async fn bulk(
     stats: &TargetStats,
     pids: Vec<u32>,
 ) -> anyhow::Result<Bulk> {
-    let sampler = (!pids.is_empty()).then(|| PeakSampler::start(pids));
+    let sampler = (!pids.is_empty()).then(|| PeakSampler::start(pids.clone()));
     let window = Window::after_warmup(plan);
+    let cpu = CpuMeter::start(pids, window);
     let mut uploads = Uploads::start(entry, streams);
     let measured = measure_sink(stats, window, &mut uploads).await;
     let peak_rss = sampler.map(PeakSampler::stop);
     drop(uploads);
+    let gbit_per_s = measured?;
+    let gigabytes = gbit_per_s / 8.0 * window.seconds();
+    let cpu_per_gb = match cpu {
+        Some(cpu) => cpu.finish().await.map(|s| s / gigabytes),
+        None => None,
+    };
     Ok(Bulk {
-        gbit_per_s: measured?,
+        gbit_per_s,
         peak_rss,
+        cpu_per_gb,
     })
 }

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::{connect, micros, step, Latency, Window};
 use crate::cli::Plan;
+use crate::cpu::CpuMeter;
 use crate::target::{MODE_REQUEST, REPLY_LEN, REQUEST_LEN};
 
 /// Requests per second and their round-trip percentiles.
@@ -21,6 +22,8 @@ pub struct Requests {
     pub latency: Latency,
     /// Requests that failed (churn only; keep-alive failures fail the figure).
     pub errors: u64,
+    /// CPU microseconds the tunnel's processes spent per request.
+    pub cpu_per_request: Option<f64>,
 }
 
 async fn exchange(socket: &mut TcpStream, reply: &mut [u8; REPLY_LEN]) -> anyhow::Result<()> {
@@ -38,8 +41,10 @@ pub async fn request_response(
     entry: SocketAddr,
     conns: usize,
     plan: &Plan,
+    pids: Vec<u32>,
 ) -> anyhow::Result<Requests> {
     let window = Window::after_warmup(plan);
+    let cpu = CpuMeter::start(pids, window);
     let mut tasks = JoinSet::new();
     for _ in 0..conns {
         tasks.spawn(async move {
@@ -63,7 +68,12 @@ pub async fn request_response(
     while let Some(done) = tasks.join_next().await {
         all.extend(done.context("a request task panicked")??);
     }
-    summarise(all, 0, window)
+    let mut requests = summarise(all, 0, window)?;
+    if let Some(cpu) = cpu {
+        let count = requests.per_second * window.seconds();
+        requests.cpu_per_request = cpu.finish().await.map(|s| s * 1e6 / count);
+    }
+    Ok(requests)
 }
 
 /// `workers` loops of connect, one request, close.
@@ -122,5 +132,6 @@ fn summarise(samples: Vec<u32>, errors: u64, window: Window) -> anyhow::Result<R
         per_second: count as f64 / window.seconds(),
         latency,
         errors,
+        cpu_per_request: None,
     })
 }
