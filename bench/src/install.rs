@@ -63,7 +63,7 @@ pub fn prepare(systems: &[SystemKind], uptun_dir: Option<&Path>) -> anyhow::Resu
         bench: std::env::current_exe().context("could not find the bench's own binary")?,
         ..Programs::default()
     };
-    if systems.contains(&SystemKind::Uptun) {
+    if systems.iter().any(|s| s.is_uptun()) {
         let (server, agent) = match uptun_dir {
             Some(dir) => find_uptun(dir)?,
             None => build_uptun(&root)?,

@@ -95,7 +95,7 @@ pub async fn run(opts: &Options, workloads: &[Workload]) -> anyhow::Result<()> {
         plan.measure.as_secs_f64(),
         plan.warmup.as_secs_f64()
     );
-    if opts.systems.contains(&SystemKind::Uptun) {
+    if opts.systems.iter().any(|s| s.is_uptun()) {
         header.push_str(&format!("\nuptun: {uptun_source}"));
     }
     println!("{}", results.render(&header));

@@ -185,7 +185,7 @@ pub async fn measure(
 /// How many idle connections fit the open-files limit: uptun's server and
 /// agent each hold one descriptor per connection, the others two in one process.
 fn idle_that_fits(system: SystemKind, nofile: u64, wanted: usize) -> usize {
-    let per_conn = if system == SystemKind::Uptun { 1 } else { 2 };
+    let per_conn = if system.is_uptun() { 1 } else { 2 };
     // Headroom for listeners, links, logs and connections still being set up.
     let fits = (nofile.saturating_sub(1000) / per_conn) as usize;
     wanted.min(fits)

@@ -27,6 +27,8 @@ pub enum SystemKind {
     Bore,
     /// uptun: public-server and one local-agent, one link.
     Uptun,
+    /// uptun with `local-agent --links 2`: streams spread over two links.
+    Uptun2,
 }
 
 impl SystemKind {
@@ -37,7 +39,12 @@ impl SystemKind {
             SystemKind::Rathole => "rathole",
             SystemKind::Bore => "bore",
             SystemKind::Uptun => "uptun",
+            SystemKind::Uptun2 => "uptun --links 2",
         }
+    }
+
+    pub fn is_uptun(self) -> bool {
+        matches!(self, SystemKind::Uptun | SystemKind::Uptun2)
     }
 }
 
@@ -123,11 +130,12 @@ pub async fn start(
         SystemKind::Relay2 => start_relay2(ctx, label, targets.raw).await?,
         SystemKind::Rathole => peers::start_rathole(dir, &p.rathole, label, targets.raw).await?,
         SystemKind::Bore => peers::start_bore(dir, &p.bore, label, targets.raw).await?,
-        SystemKind::Uptun => start_uptun(ctx, label, targets).await?,
+        SystemKind::Uptun => start_uptun(ctx, label, targets, 1).await?,
+        SystemKind::Uptun2 => start_uptun(ctx, label, targets, 2).await?,
     };
     let web_entry = match (kind, targets.web) {
         (SystemKind::Direct, web) => web,
-        (SystemKind::Uptun, Some(_)) => Some(entry),
+        (kind, Some(_)) if kind.is_uptun() => Some(entry),
         _ => None,
     };
     let running = Running {
@@ -180,6 +188,7 @@ async fn start_uptun(
     ctx: &Setup,
     label: &str,
     targets: Targets,
+    links: u16,
 ) -> anyhow::Result<(SocketAddr, Vec<Proc>)> {
     let p = &ctx.programs;
     let mut server = Proc::spawn(
@@ -201,6 +210,8 @@ async fn start_uptun(
         TOKEN.into(),
         "--channel".into(),
         format!("tcp={}", targets.raw),
+        "--links".into(),
+        links.to_string(),
     ];
     if let Some(web) = targets.web {
         args.extend(["--channel".into(), format!("web={web}")]);

@@ -152,11 +152,17 @@ impl Server {
     /// Starts an agent serving `channels` (`name=target`) and waits until the
     /// server lists every one of them.
     pub async fn agent(&self, channels: &[String]) -> Proc {
+        self.agent_with(channels, &[]).await
+    }
+
+    /// Like `agent`, with more flags for the agent.
+    pub async fn agent_with(&self, channels: &[String], extra: &[&str]) -> Proc {
         let url = self.url();
         let mut args = vec!["--server", url.as_str(), "--token", self.token.as_str()];
         for c in channels {
             args.extend(["--channel", c.as_str()]);
         }
+        args.extend_from_slice(extra);
         let agent = Proc::spawn("local-agent", &args);
         let names: Vec<&str> = channels
             .iter()

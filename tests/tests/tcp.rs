@@ -203,3 +203,60 @@ async fn an_agent_asked_to_stop_finishes_its_streams_first() {
     assert_eq!(sha256_hex(&start[body_at..]), sha256_hex(&pattern(21, len)));
     assert_eq!(agent.wait_exit().await, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_with_two_links_gets_streams_on_both_and_data_intact() {
+    let echo = targets::echo().await;
+    let server = Server::start(&[]).await;
+    let _agent = server
+        .agent_with(&[format!("tcp={echo}")], &["--links", "2"])
+        .await;
+    wait_for("two agent links", WAIT, || async {
+        let (_, body) = http_get(server.addr, "/_uptun/status").await.ok()?;
+        String::from_utf8_lossy(&body)
+            .contains("agents: 2\n")
+            .then_some(())
+    })
+    .await;
+
+    // Eight users held open at once: the server takes turns between links.
+    let mut users = Vec::new();
+    for i in 0..8u8 {
+        let mut socket = TcpStream::connect(server.addr).await.unwrap();
+        socket.write_all(&[0, i]).await.unwrap();
+        let mut back = [0u8; 2];
+        bounded("an echo", socket.read_exact(&mut back))
+            .await
+            .unwrap();
+        assert_eq!(back, [0, i]);
+        users.push(socket);
+    }
+    let (_, body) = http_get(server.addr, "/_uptun/status").await.unwrap();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let per_link: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.rsplit_once('(')?.1.strip_suffix(" streams)"))
+        .collect();
+    assert_eq!(per_link, ["4", "4"], "streams per link in:\n{body}");
+
+    // And bulk data crosses both links intact.
+    let addr = server.addr;
+    let checks: Vec<_> = (0..4u64)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut data = pattern(300 + i, 2 << 20);
+                data[0] = 0;
+                let want = sha256_hex(&data);
+                let got = exchange(addr, data).await;
+                assert_eq!(sha256_hex(&got), want, "stream {i} checksum");
+            })
+        })
+        .collect();
+    bounded("4 echo streams over two links", async {
+        for c in checks {
+            c.await.unwrap();
+        }
+    })
+    .await;
+    drop(users);
+}

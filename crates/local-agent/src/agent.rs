@@ -29,6 +29,8 @@ pub struct AgentConfig {
     pub mux: uptun_protocol::Config,
     /// First and largest reconnect delay.
     pub backoff: (Duration, Duration),
+    /// Links kept open at once; the server spreads new streams across them.
+    pub links: usize,
 }
 
 impl AgentConfig {
@@ -45,6 +47,7 @@ impl AgentConfig {
             target_timeout: Duration::from_secs(10),
             mux: uptun_protocol::Config::default(),
             backoff: (Duration::from_millis(500), Duration::from_secs(30)),
+            links: 1,
         }
     }
 }
@@ -57,9 +60,33 @@ pub enum AgentError {
     Refused(Refusal),
 }
 
-/// Runs the agent until `shutdown` is cancelled or the server refuses it.
+/// Runs the agent until `shutdown` is cancelled or the server refuses it:
+/// `config.links` links, each kept up on its own.
 pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
     let targets: Arc<HashMap<String, Target>> = Arc::new(config.channels.iter().cloned().collect());
+    let config = Arc::new(config);
+    // A refusal ends every link: the next attempt would be refused the same way.
+    let stop = shutdown.child_token();
+    let mut links = tokio::task::JoinSet::new();
+    for _ in 0..config.links.max(1) {
+        links.spawn(keep_link(config.clone(), targets.clone(), stop.clone()));
+    }
+    let mut outcome = Ok(());
+    while let Some(done) = links.join_next().await {
+        if let Ok(Err(err)) = done {
+            stop.cancel();
+            outcome = outcome.and(Err(err));
+        }
+    }
+    outcome
+}
+
+/// Keeps one link to the server up, reconnecting with backoff.
+async fn keep_link(
+    config: Arc<AgentConfig>,
+    targets: Arc<HashMap<String, Target>>,
+    shutdown: CancellationToken,
+) -> Result<(), AgentError> {
     let names: Vec<String> = config.channels.iter().map(|(n, _)| n.clone()).collect();
     let mut backoff = Backoff::new(config.backoff.0, config.backoff.1);
     while !shutdown.is_cancelled() {

@@ -15,6 +15,10 @@ Examples:
   local-agent --server http://tunnel.example.com --token s3cret \\
       --channel web=127.0.0.1:3000 --channel ssh=10.0.0.5:22
 
+  # Same, over two links (busy tunnels on machines with spare cores)
+  local-agent --server http://tunnel.example.com --token s3cret --links 2 \\
+      --channel web=127.0.0.1:3000
+
   # Reach the ssh channel from anywhere, through the same port
   ssh -o ProxyCommand='local-agent connect --server http://tunnel.example.com --token s3cret ssh' me@host
 
@@ -40,6 +44,12 @@ pub struct Cli {
     /// Name shown in the server's logs and status page [default: this host's name]
     #[arg(long, env = "UPTUN_NAME")]
     pub name: Option<String>,
+
+    /// Links to keep open to the server; it spreads new streams across them,
+    /// so several busy streams use more than one CPU core on each side
+    #[arg(long, env = "UPTUN_LINKS", default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub links: u16,
 
     /// How long dialing a target may take before the stream is refused
     #[arg(long, env = "UPTUN_TARGET_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
                 let mut config = AgentConfig::new(server, token, cli.channels);
                 config.name = cli.name.or_else(hostname);
                 config.target_timeout = cli.target_timeout;
+                config.links = cli.links.into();
                 config.mux = cli.common.link.mux();
                 match run_agent(config, shutdown).await {
                     Ok(()) => ExitCode::SUCCESS,
