@@ -61,7 +61,7 @@ impl Step {
                 Figure::RrP99,
                 Figure::CpuPerRequest,
             ],
-            Step::Churn => &[Figure::Churn],
+            Step::Churn => &[Figure::Churn, Figure::CpuPerConn],
             Step::Interactive => &[Figure::InteractiveP50, Figure::InteractiveP99],
             Step::Memory => &[Figure::RssIdle, Figure::RssIdleConns],
         }
@@ -119,7 +119,11 @@ pub async fn measure(
                     None => (Figure::RssPeakBulk8, "no RSS".into(), Cell::NotApplicable),
                 });
                 cells.push(match bulk.cpu_per_gb {
-                    Some(cpu) => value(Figure::CpuPerGb, cpu, format!("{cpu:.2} CPU s/GB")),
+                    Some(cpu) => (
+                        Figure::CpuPerGb,
+                        format!("{cpu:.2} CPU s/GB"),
+                        Cell::Value(cpu),
+                    ),
                     None => (Figure::CpuPerGb, "no CPU".into(), Cell::NotApplicable),
                 });
             }
@@ -143,22 +147,22 @@ pub async fn measure(
                     r.latency.p99,
                     format!("p99 {:.3} ms", r.latency.p99),
                 ),
-                match r.cpu_per_request {
-                    Some(cpu) => value(Figure::CpuPerRequest, cpu, format!("{cpu:.1} CPU µs/req")),
-                    None => (Figure::CpuPerRequest, "no CPU".into(), Cell::NotApplicable),
-                },
+                cpu_cell(Figure::CpuPerRequest, r.cpu_per_request, "req"),
             ]
         }
         Step::Churn => {
-            let r = load::churn(entry, CHURN_WORKERS, plan).await?;
-            vec![value(
-                Figure::Churn,
-                r.per_second,
-                format!(
-                    "{:.0} conn/s (p99 {:.2} ms, {} failed)",
-                    r.per_second, r.latency.p99, r.errors
+            let r = load::churn(entry, CHURN_WORKERS, plan, running.pids()).await?;
+            vec![
+                value(
+                    Figure::Churn,
+                    r.per_second,
+                    format!(
+                        "{:.0} conn/s (p99 {:.2} ms, {} failed)",
+                        r.per_second, r.latency.p99, r.errors
+                    ),
                 ),
-            )]
+                cpu_cell(Figure::CpuPerConn, r.cpu_per_request, "conn"),
+            ]
         }
         Step::Interactive => {
             let r = load::interactive(entry, plan, stats).await?;
@@ -180,6 +184,14 @@ pub async fn measure(
         }
         Step::Memory => measure_memory(bench, running).await?,
     })
+}
+
+/// A CPU-per-unit cell, or not applicable for a system without processes.
+fn cpu_cell(figure: Figure, micros: Option<f64>, unit: &str) -> (Figure, String, Cell) {
+    match micros {
+        Some(us) => (figure, format!("{us:.1} CPU µs/{unit}"), Cell::Value(us)),
+        None => (figure, "no CPU".into(), Cell::NotApplicable),
+    }
 }
 
 /// How many idle connections fit the open-files limit: uptun's server and

@@ -68,17 +68,18 @@ pub async fn request_response(
     while let Some(done) = tasks.join_next().await {
         all.extend(done.context("a request task panicked")??);
     }
-    let mut requests = summarise(all, 0, window)?;
-    if let Some(cpu) = cpu {
-        let count = requests.per_second * window.seconds();
-        requests.cpu_per_request = cpu.finish().await.map(|s| s * 1e6 / count);
-    }
-    Ok(requests)
+    with_cpu(summarise(all, 0, window)?, cpu, window).await
 }
 
 /// `workers` loops of connect, one request, close.
-pub async fn churn(entry: SocketAddr, workers: usize, plan: &Plan) -> anyhow::Result<Requests> {
+pub async fn churn(
+    entry: SocketAddr,
+    workers: usize,
+    plan: &Plan,
+    pids: Vec<u32>,
+) -> anyhow::Result<Requests> {
     let window = Window::after_warmup(plan);
+    let cpu = CpuMeter::start(pids, window);
     let mut tasks = JoinSet::new();
     for _ in 0..workers {
         tasks.spawn(async move {
@@ -120,7 +121,20 @@ pub async fn churn(entry: SocketAddr, workers: usize, plan: &Plan) -> anyhow::Re
     if let Some(err) = last_error {
         eprintln!("  churn: {errors} failed connections; last: {err:#}");
     }
-    summarise(all, errors, window)
+    with_cpu(summarise(all, errors, window)?, cpu, window).await
+}
+
+/// Adds the CPU the tunnel spent per completed request.
+async fn with_cpu(
+    mut requests: Requests,
+    cpu: Option<CpuMeter>,
+    window: Window,
+) -> anyhow::Result<Requests> {
+    if let Some(cpu) = cpu {
+        let count = requests.per_second * window.seconds();
+        requests.cpu_per_request = cpu.finish().await.map(|s| s * 1e6 / count);
+    }
+    Ok(requests)
 }
 
 fn summarise(samples: Vec<u32>, errors: u64, window: Window) -> anyhow::Result<Requests> {
