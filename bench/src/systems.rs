@@ -210,9 +210,11 @@ async fn start_uptun(
         TOKEN.into(),
         "--channel".into(),
         format!("tcp={}", targets.raw),
-        "--links".into(),
-        links.to_string(),
     ];
+    // Only when asked, so `--uptun-dir` still takes builds from before --links.
+    if links > 1 {
+        args.extend(["--links".into(), links.to_string()]);
+    }
     if let Some(web) = targets.web {
         args.extend(["--channel".into(), format!("web={web}")]);
     }

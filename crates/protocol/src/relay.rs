@@ -2,6 +2,8 @@
 //! once, with half-close carried through: EOF on one side becomes FIN, FIN
 //! becomes a write shutdown, and the other direction keeps flowing.
 
+use std::mem::MaybeUninit;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
@@ -26,19 +28,25 @@ pub enum RelayError {
     Local(std::io::Error),
 }
 
-/// A quiet stream reads at most this much at a time, into a buffer on the
-/// stack of the poll that reads (a keystroke fits), so while it waits it
-/// holds no buffer at all, on the heap or in its task (10,000 idle streams
-/// must stay cheap). A read that fills it switches to heap buffers that
-/// double up to the frame size; a small read switches back.
-const SMALL_READ: usize = 256;
+/// Reads of up to this size go into a buffer on the stack of the poll that
+/// reads, and only the bytes read are copied out; so a waiting stream holds
+/// no buffer at all, on the heap or in its task (10,000 idle streams must
+/// stay cheap), while a whole request or reply still arrives in one read and
+/// leaves in one frame. A read that fills it switches to heap buffers that
+/// double up to the frame size; a smaller read switches back.
+const STACK_READ: usize = 16 * 1024;
 
-/// Reads up to `limit` (at most `SMALL_READ`) bytes into a buffer that lives
+/// Reads up to `limit` (at most `STACK_READ`) bytes into a buffer that lives
 /// only during each poll, so the waiting future carries no buffer.
-async fn read_small<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> std::io::Result<Bytes> {
+async fn read_on_stack<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+) -> std::io::Result<Bytes> {
     std::future::poll_fn(|cx| {
-        let mut small = [0u8; SMALL_READ];
-        let mut buf = ReadBuf::new(&mut small[..limit.min(SMALL_READ)]);
+        // Uninitialised: zeroing 16 KiB on every poll would cost more than
+        // the read of a keystroke.
+        let mut space = [MaybeUninit::<u8>::uninit(); STACK_READ];
+        let mut buf = ReadBuf::uninit(&mut space[..limit.min(STACK_READ)]);
         std::pin::Pin::new(&mut *reader)
             .poll_read(cx, &mut buf)
             .map_ok(|()| Bytes::copy_from_slice(buf.filled()))
@@ -61,13 +69,13 @@ where
     let up = async {
         let mut sent = 0u64;
         let mut buf = BytesMut::new();
-        let mut want = SMALL_READ;
+        let mut want = STACK_READ;
         loop {
             let credit = stream.credit().await?;
             let limit = want.min(credit).min(max);
             let read = async {
-                if limit <= SMALL_READ {
-                    read_small(&mut reader, limit).await
+                if limit <= STACK_READ {
+                    read_on_stack(&mut reader, limit).await
                 } else {
                     buf.reserve(limit);
                     reader.read_buf(&mut (&mut buf).limit(limit)).await?;
@@ -87,8 +95,8 @@ where
             }
             want = if n == limit {
                 (want * 2).min(max)
-            } else if n <= SMALL_READ {
-                SMALL_READ
+            } else if n <= STACK_READ {
+                STACK_READ
             } else {
                 want
             };

@@ -273,3 +273,27 @@ async fn frames_that_came_with_the_handshake_are_served_without_another_read() {
     );
     drop(quiet);
 }
+
+/// A reply that is already waiting in the local socket leaves in one frame,
+/// not in pieces that each cost a frame, a read and a write on both sides.
+#[tokio::test]
+async fn a_waiting_reply_crosses_in_one_chunk() {
+    let ((dialer, _), (_, mut incoming)) = pair(Config {
+        max_data: 64 * 1024,
+        ..Config::default()
+    });
+    let opened = dialer.open("web", "").await.unwrap();
+    let served = incoming.next().await.unwrap().accept().await.unwrap();
+    let (local, mut far) = tokio::io::duplex(64 * 1024);
+    let reply: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    far.write_all(&reply).await.unwrap();
+    let (read, write) = tokio::io::split(local);
+    let relaying = tokio::spawn(crate::relay(served, read, write));
+    let first = timeout(T, opened.recv()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first.len(), reply.len(), "the reply was cut into pieces");
+    assert_eq!(&first[..], &reply[..]);
+    drop(far);
+    opened.finish().await.unwrap();
+    assert!(timeout(T, opened.recv()).await.unwrap().unwrap().is_none());
+    timeout(T, relaying).await.unwrap().unwrap().unwrap();
+}
