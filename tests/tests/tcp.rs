@@ -28,20 +28,25 @@ async fn sixty_four_streams_of_eight_mib_echo_intact() {
     let echo = targets::echo().await;
     let server = Server::start(&[]).await;
     let _agent = server.agent(&[format!("tcp={echo}")]).await;
-    let addr = server.addr;
-    let streams: Vec<_> = (0..64u64)
+    echo_streams_intact(server.addr, 64, 8 << 20, 100).await;
+}
+
+/// `count` users at once each send `size` bytes through an echo channel,
+/// half-close, and must get back exactly what they sent.
+async fn echo_streams_intact(addr: std::net::SocketAddr, count: u64, size: usize, seed: u64) {
+    let streams: Vec<_> = (0..count)
         .map(|i| {
             tokio::spawn(async move {
-                let mut data = pattern(100 + i, 8 << 20);
+                let mut data = pattern(seed + i, size);
                 data[0] = 0; // not an HTTP method nor SSH-: a raw user
                 let want = sha256_hex(&data);
                 let got = exchange(addr, data).await;
-                assert_eq!(got.len(), 8 << 20, "stream {i} length");
+                assert_eq!(got.len(), size, "stream {i} length");
                 assert_eq!(sha256_hex(&got), want, "stream {i} checksum");
             })
         })
         .collect();
-    bounded("64 echo streams", async {
+    bounded(&format!("{count} echo streams"), async {
         for s in streams {
             s.await.unwrap();
         }
@@ -240,23 +245,6 @@ async fn an_agent_with_two_links_gets_streams_on_both_and_data_intact() {
     assert_eq!(per_link, ["4", "4"], "streams per link in:\n{body}");
 
     // And bulk data crosses both links intact.
-    let addr = server.addr;
-    let checks: Vec<_> = (0..4u64)
-        .map(|i| {
-            tokio::spawn(async move {
-                let mut data = pattern(300 + i, 2 << 20);
-                data[0] = 0;
-                let want = sha256_hex(&data);
-                let got = exchange(addr, data).await;
-                assert_eq!(sha256_hex(&got), want, "stream {i} checksum");
-            })
-        })
-        .collect();
-    bounded("4 echo streams over two links", async {
-        for c in checks {
-            c.await.unwrap();
-        }
-    })
-    .await;
+    echo_streams_intact(server.addr, 4, 2 << 20, 300).await;
     drop(users);
 }
