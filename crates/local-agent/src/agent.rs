@@ -73,9 +73,15 @@ pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Resu
     }
     let mut outcome = Ok(());
     while let Some(done) = links.join_next().await {
-        if let Ok(Err(err)) = done {
-            stop.cancel();
-            outcome = outcome.and(Err(err));
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                stop.cancel();
+                outcome = outcome.and(Err(err));
+            }
+            // A bug in one link's loop is not a clean exit for the agent.
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => {}
         }
     }
     outcome
