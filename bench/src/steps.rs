@@ -118,14 +118,7 @@ pub async fn measure(
                     ),
                     None => (Figure::RssPeakBulk8, "no RSS".into(), Cell::NotApplicable),
                 });
-                cells.push(match bulk.cpu_per_gb {
-                    Some(cpu) => (
-                        Figure::CpuPerGb,
-                        format!("{cpu:.2} CPU s/GB"),
-                        Cell::Value(cpu),
-                    ),
-                    None => (Figure::CpuPerGb, "no CPU".into(), Cell::NotApplicable),
-                });
+                cells.push(cpu_cell(Figure::CpuPerGb, bulk.cpu_per_gb, "s/GB"));
             }
             cells
         }
@@ -147,7 +140,7 @@ pub async fn measure(
                     r.latency.p99,
                     format!("p99 {:.3} ms", r.latency.p99),
                 ),
-                cpu_cell(Figure::CpuPerRequest, r.cpu_per_request, "req"),
+                cpu_cell(Figure::CpuPerRequest, r.cpu_per_request, "µs/req"),
             ]
         }
         Step::Churn => {
@@ -161,7 +154,7 @@ pub async fn measure(
                         r.per_second, r.latency.p99, r.errors
                     ),
                 ),
-                cpu_cell(Figure::CpuPerConn, r.cpu_per_request, "conn"),
+                cpu_cell(Figure::CpuPerConn, r.cpu_per_request, "µs/conn"),
             ]
         }
         Step::Interactive => {
@@ -187,9 +180,9 @@ pub async fn measure(
 }
 
 /// A CPU-per-unit cell, or not applicable for a system without processes.
-fn cpu_cell(figure: Figure, micros: Option<f64>, unit: &str) -> (Figure, String, Cell) {
-    match micros {
-        Some(us) => (figure, format!("{us:.1} CPU µs/{unit}"), Cell::Value(us)),
+fn cpu_cell(figure: Figure, cpu: Option<f64>, unit: &str) -> (Figure, String, Cell) {
+    match cpu {
+        Some(v) => (figure, format!("{v:.3} CPU {unit}"), Cell::Value(v)),
         None => (figure, "no CPU".into(), Cell::NotApplicable),
     }
 }
