@@ -124,3 +124,49 @@ pub async fn flood(seed: u64, len: usize) -> (SocketAddr, Arc<AtomicU64>) {
     .await;
     (addr, counter)
 }
+
+/// Sends the same 64 KiB of `pattern(seed, …)` to every connection, over and
+/// over, until the connection fails: a transfer that is always in progress.
+pub async fn endless(seed: u64) -> SocketAddr {
+    serve(move |mut socket| async move {
+        let chunk = pattern(seed, 64 * 1024);
+        while socket.write_all(&chunk).await.is_ok() {}
+    })
+    .await
+}
+
+/// How a connection to [`sink`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// A clean FIN: `read` returned 0.
+    Eof,
+    /// `ECONNRESET`.
+    Reset,
+    /// Any other error.
+    Other,
+}
+
+/// Reads and discards everything; records how each connection ended.
+pub async fn sink() -> (SocketAddr, Arc<std::sync::Mutex<Vec<Ending>>>) {
+    let endings = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = endings.clone();
+    let addr = serve(move |mut socket| {
+        let record = record.clone();
+        async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let ending = loop {
+                match socket.read(&mut buf).await {
+                    Ok(0) => break Ending::Eof,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                        break Ending::Reset
+                    }
+                    Err(_) => break Ending::Other,
+                }
+            };
+            record.lock().unwrap().push(ending);
+        }
+    })
+    .await;
+    (addr, endings)
+}

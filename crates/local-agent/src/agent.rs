@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uptun_protocol::handshake::{PeerKind, Refusal};
-use uptun_protocol::{relay, spawn_link, IncomingStream, Role};
+use uptun_protocol::{spawn_link, IncomingStream, Role};
 
 use crate::backoff::Backoff;
 use crate::dial::{dial, DialError, LinkParams, ServerUrl};
@@ -185,8 +185,8 @@ async fn serve_stream(
         incoming.refuse(&reason);
         return;
     };
-    let (read, write) = match target.dial(timeout).await {
-        Ok(halves) => halves,
+    let connected = match target.dial(timeout).await {
+        Ok(connected) => connected,
         Err(reason) => {
             warn!(channel = %incoming.channel, user = %incoming.peer, %reason, "stream refused");
             incoming.refuse(&reason);
@@ -197,7 +197,7 @@ async fn serve_stream(
     let Ok(stream) = incoming.accept().await else {
         return;
     };
-    match relay(stream, read, write).await {
+    match connected.relay(stream).await {
         Ok(stats) => tracing::debug!(
             stream = id,
             sent = stats.sent,

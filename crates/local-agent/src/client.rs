@@ -8,7 +8,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 use uptun_protocol::handshake::PeerKind;
-use uptun_protocol::{relay, spawn_link, LinkHandle, Role};
+use uptun_protocol::{abort_tcp, relay, relay_tcp, spawn_link, LinkHandle, Role};
 
 use crate::dial::{dial, DialError, LinkParams, ServerUrl};
 
@@ -150,14 +150,19 @@ async fn accept_loop(
             async move {
                 let link = match shared.get().await {
                     Ok(link) => link,
-                    Err(err) => return warn!(%err, "connection dropped"),
+                    Err(err) => {
+                        warn!(%err, "connection reset: no link to the server");
+                        return abort_tcp(socket);
+                    }
                 };
                 let stream = match link.open(&channel, &peer.to_string()).await {
                     Ok(s) => s,
-                    Err(err) => return warn!(%err, "connection dropped"),
+                    Err(err) => {
+                        warn!(%err, "connection reset: the channel cannot be opened");
+                        return abort_tcp(socket);
+                    }
                 };
-                let (read, write) = socket.into_split();
-                if let Err(err) = relay(stream, read, write).await {
+                if let Err(err) = relay_tcp(stream, socket).await {
                     warn!(%err, "connection ended early");
                 }
             }

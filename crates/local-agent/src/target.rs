@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
+use uptun_protocol::{relay, relay_tcp, MuxStream, RelayError, RelayStats};
 
 /// A channel's target: `host:port` or `unix:/path/to.sock`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,32 +39,43 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// A connected target, split for relaying.
-pub(crate) type Halves = (
-    Box<dyn AsyncRead + Unpin + Send>,
-    Box<dyn AsyncWrite + Unpin + Send>,
-);
+/// A target, connected: the local end of one stream.
+#[derive(Debug)]
+pub(crate) enum Connected {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Connected {
+    /// Relays `stream` to the target until both directions finish. An
+    /// abnormal end resets a TCP target; a Unix socket has no reset, so
+    /// there the target sees the connection close.
+    pub async fn relay(self, stream: MuxStream) -> Result<RelayStats, RelayError> {
+        match self {
+            Connected::Tcp(socket) => relay_tcp(stream, socket).await,
+            Connected::Unix(socket) => {
+                let (read, write) = socket.into_split();
+                relay(stream, read, write).await
+            }
+        }
+    }
+}
 
 impl Target {
     /// Dials the target; the error reads "could not reach HOST:PORT: …".
-    pub(crate) async fn dial(&self, timeout: Duration) -> Result<Halves, String> {
+    pub(crate) async fn dial(&self, timeout: Duration) -> Result<Connected, String> {
         let attempt = async {
             match self {
                 Target::Tcp(addr) => {
-                    let s = tokio::net::TcpStream::connect(addr).await?;
-                    let _ = s.set_nodelay(true);
-                    let (r, w) = s.into_split();
-                    Ok::<Halves, std::io::Error>((Box::new(r), Box::new(w)))
+                    let socket = TcpStream::connect(addr).await?;
+                    let _ = socket.set_nodelay(true);
+                    Ok::<_, std::io::Error>(Connected::Tcp(socket))
                 }
-                Target::Unix(path) => {
-                    let s = tokio::net::UnixStream::connect(path).await?;
-                    let (r, w) = s.into_split();
-                    Ok::<Halves, std::io::Error>((Box::new(r), Box::new(w)))
-                }
+                Target::Unix(path) => Ok(Connected::Unix(UnixStream::connect(path).await?)),
             }
         };
         match tokio::time::timeout(timeout, attempt).await {
-            Ok(Ok(halves)) => Ok(halves),
+            Ok(Ok(connected)) => Ok(connected),
             Ok(Err(err)) => Err(format!("could not reach {self}: {err}")),
             Err(_) => Err(format!(
                 "could not reach {self}: no answer within {} s",

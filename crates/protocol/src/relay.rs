@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 
 use crate::error::StreamError;
 use crate::mux::MuxStream;
@@ -116,13 +117,50 @@ where
         writer.shutdown().await.map_err(RelayError::Local)?;
         Ok::<u64, RelayError>(received)
     };
-    match tokio::try_join!(up, down) {
-        Ok((sent, received)) => Ok(RelayStats { sent, received }),
-        Err(err) => {
-            stream.reset(&err.to_string());
-            Err(err)
-        }
+    tokio::pin!(up, down);
+    let outcome = tokio::select! {
+        up_done = &mut up => match up_done {
+            Ok(sent) => down.await.map(|received| RelayStats { sent, received }),
+            Err(err) => {
+                // Whatever the peer sent before its FIN is queued here: the
+                // user gets it (and the FIN) before the abort.
+                if stream.remote_finished() {
+                    let _ = down.await;
+                }
+                Err(err)
+            }
+        },
+        down_done = &mut down => match down_done {
+            Ok(received) => up.await.map(|sent| RelayStats { sent, received }),
+            Err(err) => Err(err),
+        },
+    };
+    if let Err(err) = &outcome {
+        stream.reset(&err.to_string());
     }
+    outcome
+}
+
+/// Relays between `stream` and a TCP socket. An abnormal end (the stream was
+/// reset, its link lost or declared dead, the socket failed) resets the
+/// socket instead of closing it, so the far end sees `ECONNRESET` and cannot
+/// take a truncated transfer for a complete one. A clean FIN stays a FIN.
+pub async fn relay_tcp(stream: MuxStream, socket: TcpStream) -> Result<RelayStats, RelayError> {
+    let (mut read, mut write) = socket.into_split();
+    let outcome = relay(stream, &mut read, &mut write).await;
+    if outcome.is_err() {
+        // Dropping the write half would send a FIN first; forget it, so the
+        // only thing the peer sees after the data is the RST.
+        let _ = read.as_ref().set_zero_linger();
+        write.forget();
+    }
+    outcome
+}
+
+/// Closes a socket with a TCP reset (`SO_LINGER` 0): for connections turned
+/// away or aborted, which must not look like a clean end.
+pub fn abort_tcp(socket: TcpStream) {
+    let _ = socket.set_zero_linger();
 }
 
 /// Relays between two streams (a client's stream and an agent's), passing

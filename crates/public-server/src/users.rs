@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
-use uptun_protocol::{relay, MuxStream};
+use uptun_protocol::{abort_tcp, relay_tcp, MuxStream};
 
 use crate::links::reason;
 use crate::server::State;
@@ -44,7 +44,10 @@ pub(crate) async fn serve_raw(
 ) {
     match open_to_agent(channel, &peer.to_string(), first, state).await {
         Ok(stream) => relay_socket(stream, socket).await,
-        Err(why) => warn!(%peer, %channel, %why, "raw user closed"),
+        Err(why) => {
+            warn!(%peer, %channel, %why, "raw user turned away: reset");
+            abort_tcp(socket);
+        }
     }
 }
 
@@ -79,8 +82,7 @@ pub(crate) async fn open_to_agent(
 
 async fn relay_socket(stream: MuxStream, socket: TcpStream) {
     let id = stream.id();
-    let (read, write) = socket.into_split();
-    match relay(stream, read, write).await {
+    match relay_tcp(stream, socket).await {
         Ok(stats) => debug!(
             stream = id,
             sent = stats.sent,

@@ -144,6 +144,11 @@ impl MuxStream {
         self.link.config.max_data
     }
 
+    /// Whether the peer's FIN has arrived: everything it will send is queued.
+    pub(crate) fn remote_finished(&self) -> bool {
+        self.shared.lock().remote_fin
+    }
+
     /// Waits for the peer's ACCEPT (or REFUSE) of a stream this side opened.
     pub async fn accepted(&self) -> Result<(), StreamError> {
         poll_fn(|cx| {
