@@ -3,6 +3,7 @@
 //! checksummed data.
 
 pub mod data;
+pub mod hostile;
 pub mod nginx;
 pub mod procs;
 pub mod sshd;

@@ -5,6 +5,7 @@
 //! control frames first, then DATA in arrival order, many frames per write.
 
 mod flow_control;
+mod inbound;
 mod link;
 mod reader;
 mod stream;

@@ -7,11 +7,6 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-/// DATA payloads shorter than this are copied out of the read buffer.
-const COPY_BELOW: usize = 16 * 1024;
-/// A stream's queue holds at most this many payloads that are still slices
-/// of read buffers; later ones are copied (see `on_stream_frame`).
-const MAX_SLICES_QUEUED: usize = 4;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -87,7 +82,10 @@ fn dispatch(
                     "payload must be 8 bytes",
                 ));
             }
-            link.send_ctrl_now(Frame::new(FrameType::Pong, 0, frame.payload));
+            // Copied: a slice would pin the whole read buffer while the
+            // PONG waits behind a writer the peer has stopped reading.
+            let stamp = Bytes::copy_from_slice(&frame.payload);
+            link.send_ctrl_now(Frame::new(FrameType::Pong, 0, stamp));
         }
         FrameType::Pong => {
             if let Ok(raw) = <[u8; 8]>::try_from(&frame.payload[..]) {
@@ -195,19 +193,8 @@ fn on_stream_frame(link: &Arc<LinkShared>, frame: Frame) -> Result<(), ProtocolE
                 }
             })?;
             if st.failed.is_none() && !st.remote_fin {
-                // A payload is a slice of a large read buffer and keeps that
-                // whole buffer alive while queued. Small payloads are copied
-                // (a few bytes must not pin 256 KiB), and so is every payload
-                // once MAX_SLICES_QUEUED are queued: a stalled stream pins at
-                // most that many buffers beyond its window, while a busy one
-                // (a short queue) passes bulk data on without a copy.
-                let payload =
-                    if st.inbound.len() >= MAX_SLICES_QUEUED || frame.payload.len() < COPY_BELOW {
-                        Bytes::copy_from_slice(&frame.payload)
-                    } else {
-                        frame.payload
-                    };
-                st.inbound.push_back(payload);
+                // The queue copies what would pin a read buffer (inbound.rs).
+                st.inbound.push(frame.payload);
                 let waiter = st.take_read_waiter();
                 drop(st);
                 wake(waiter);

@@ -1,7 +1,6 @@
 //! One stream inside a link: its shared state (inbound queue, credit, close
 //! flags) and the handle the application uses to send and receive.
 
-use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -9,6 +8,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 
 use super::flow_control::{RecvWindow, SendCredit};
+use super::inbound::Inbound;
 use super::link::{LinkShared, Outgoing};
 use crate::error::StreamError;
 use crate::frame::{Frame, FrameType};
@@ -22,7 +22,7 @@ pub(crate) enum Acceptance {
 
 #[derive(Debug)]
 pub(crate) struct State {
-    pub inbound: VecDeque<Bytes>,
+    pub inbound: Inbound,
     pub recv: RecvWindow,
     pub send: SendCredit,
     /// Length of the chunk last handed to the consumer; it is credited back
@@ -76,7 +76,7 @@ impl StreamShared {
         StreamShared {
             id,
             state: Mutex::new(State {
-                inbound: VecDeque::new(),
+                inbound: Inbound::default(),
                 recv: RecvWindow::new(recv_window),
                 send: SendCredit::new(send_window),
                 handed_out: 0,
@@ -185,7 +185,7 @@ impl MuxStream {
                     (Some(Err(st.failed.clone().expect("checked"))), None)
                 } else if let Acceptance::Refused(reason) = &st.acceptance {
                     (Some(Err(StreamError::Refused(reason.clone()))), None)
-                } else if let Some(chunk) = st.inbound.pop_front() {
+                } else if let Some(chunk) = st.inbound.pop() {
                     st.handed_out = chunk.len() as u32;
                     (Some(Ok(Some(chunk))), st.recv.take_update())
                 } else if st.remote_fin {
