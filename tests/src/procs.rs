@@ -172,6 +172,16 @@ impl Server {
         agent
     }
 
+    /// Waits until the status endpoint counts exactly `n` agent links.
+    pub async fn wait_agents(&self, n: usize) {
+        let want = format!("agents: {n}\n");
+        wait_for(&format!("{n} agent links"), WAIT, || async {
+            let (_, body) = http_get(self.addr, "/_uptun/status").await.ok()?;
+            String::from_utf8_lossy(&body).contains(&want).then_some(())
+        })
+        .await
+    }
+
     /// Waits until the status endpoint lists each channel.
     pub async fn wait_channels(&self, names: &[&str]) {
         wait_for(&format!("channels {names:?} registered"), WAIT, || async {

@@ -110,11 +110,11 @@ async fn head_requests_are_web_users_and_health_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn no_agent_gives_a_502_that_names_the_channel() {
+async fn no_agent_gives_a_503_that_names_the_channel() {
     let server = Server::start(&["--connect-timeout", "200ms"]).await;
     let (status, body) = http_get(server.addr, "/").await.unwrap();
     let body = String::from_utf8_lossy(&body);
-    assert_eq!(status, 502);
+    assert_eq!(status, 503);
     assert!(
         body.contains("no agent is serving channel \"web\""),
         "{body}"
@@ -122,7 +122,7 @@ async fn no_agent_gives_a_502_that_names_the_channel() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_unreachable_target_gives_a_502_with_the_reason() {
+async fn an_unreachable_target_gives_a_502_that_hides_the_target() {
     // A port that was just free: nothing listens there.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -133,6 +133,14 @@ async fn an_unreachable_target_gives_a_502_with_the_reason() {
     let (status, body) = http_get(server.addr, "/").await.unwrap();
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 502);
-    assert!(body.contains(&format!("could not reach {dead}")), "{body}");
+    assert!(body.contains("channel \"web\""), "{body}");
+    // The user learns the channel; the target and the OS error stay in the logs.
+    for secret in [dead.to_string(), dead.port().to_string(), "os error".into()] {
+        assert!(!body.contains(&secret), "page shows {secret:?}: {body}");
+    }
     agent.wait_log("stream refused").await;
+    server
+        .proc
+        .wait_log(&format!("could not reach {dead}"))
+        .await;
 }

@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod endpoints;
 mod links;
+mod open;
 mod registry;
 mod server;
 mod users;

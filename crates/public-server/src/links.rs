@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{info, warn};
@@ -132,12 +132,11 @@ async fn serve_client(
 async fn client_stream(incoming: IncomingStream, client: SocketAddr, state: Arc<State>) {
     let channel = incoming.channel.clone();
     let user = format!("{client} via client");
-    let outbound = match crate::users::open_to_agent(&channel, &user, BytesMut::new(), &state).await
-    {
+    let outbound = match crate::open::open_to_agent(&channel, &user, Bytes::new(), &state).await {
         Ok(s) => s,
         Err(why) => {
-            warn!(%user, %channel, %why, "client stream refused");
-            incoming.refuse(&why);
+            warn!(%user, %channel, %why, detail = %why.detail(), "client stream refused");
+            incoming.refuse(&why.to_string());
             return;
         }
     };

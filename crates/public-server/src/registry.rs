@@ -1,5 +1,5 @@
 //! Which agent links serve which channels. Several agents may serve one
-//! channel; new streams are spread across them round-robin.
+//! channel; each new stream goes to the least-loaded one.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -67,18 +67,25 @@ impl Registry {
         }
     }
 
-    /// An open link serving `channel`, taking turns among several.
-    pub fn pick(&self, channel: &str) -> Option<LinkHandle> {
+    /// An open link serving `channel` that is not going away, other than
+    /// `except`: the one with the fewest open streams, taking turns among
+    /// equals, so a busy or slow member gets fewer new users.
+    pub fn pick(&self, channel: &str, except: Option<&LinkHandle>) -> Option<LinkHandle> {
         let members = self.channels.get(channel)?;
-        let usable: Vec<&Member> = members
+        let usable: Vec<(usize, &Member)> = members
             .iter()
             .filter(|m| !m.link.is_closed() && !m.link.peer_going_away())
+            .filter(|m| except.is_none_or(|e| !e.same_link(&m.link)))
+            .map(|m| (m.link.stream_count(), m))
             .collect();
-        if usable.is_empty() {
-            return None;
-        }
+        let fewest = usable.iter().map(|(n, _)| *n).min()?;
+        let least: Vec<&Member> = usable
+            .into_iter()
+            .filter(|(n, _)| *n == fewest)
+            .map(|(_, m)| m)
+            .collect();
         let turn = self.round_robin.fetch_add(1, Ordering::Relaxed);
-        Some(usable[turn % usable.len()].link.clone())
+        Some(least[turn % least.len()].link.clone())
     }
 
     /// Like `pick`, but waits up to `timeout` for an agent to appear, so
@@ -89,7 +96,7 @@ impl Registry {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(link) = self.pick(channel) {
+            if let Some(link) = self.pick(channel, None) {
                 return Some(link);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {

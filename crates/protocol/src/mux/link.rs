@@ -289,6 +289,11 @@ impl LinkHandle {
         Ok(stream)
     }
 
+    /// Whether both handles are for the same link.
+    pub fn same_link(&self, other: &LinkHandle) -> bool {
+        Arc::ptr_eq(&self.link, &other.link)
+    }
+
     /// Closes the link now; every stream on it fails.
     pub fn close(&self, reason: &str) {
         self.link.close(reason.to_string());

@@ -1,0 +1,126 @@
+//! Opening a stream to an agent of a channel for a user: which member,
+//! how long to wait for its ACCEPT, and one retry on another member when
+//! the first is dead or refuses. The user's first bytes are kept until
+//! ACCEPT so the retry can send them again.
+
+use bytes::Bytes;
+use tracing::{info, warn};
+use uptun_protocol::{LinkHandle, MuxStream, StreamError};
+
+use crate::links::reason;
+use crate::server::State;
+
+/// Why a user could not be given a stream. `Display` is the sentence shown
+/// to the user: it names the channel, never a target, an agent or an OS
+/// error (those go to the log).
+#[derive(Debug)]
+pub(crate) enum TurnedAway {
+    /// No agent serves the channel (within the connect timeout).
+    NoAgent { channel: String },
+    /// The agents tried could not reach their target, or went away.
+    Refused { channel: String, why: String },
+    /// No ACCEPT within the connect timeout.
+    Timeout { channel: String },
+}
+
+impl TurnedAway {
+    /// The HTTP status a web user is shown.
+    pub fn status(&self) -> u16 {
+        match self {
+            TurnedAway::NoAgent { .. } => 503,
+            TurnedAway::Refused { .. } => 502,
+            TurnedAway::Timeout { .. } => 504,
+        }
+    }
+
+    /// The detail for the log only: what the agent said.
+    pub fn detail(&self) -> &str {
+        match self {
+            TurnedAway::Refused { why, .. } => why,
+            _ => "",
+        }
+    }
+}
+
+impl std::fmt::Display for TurnedAway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TurnedAway::NoAgent { channel } => write!(
+                f,
+                "no agent is serving channel \"{channel}\" right now; try again in a moment"
+            ),
+            TurnedAway::Refused { channel, .. } => write!(
+                f,
+                "the service behind channel \"{channel}\" cannot be reached right now; try again later"
+            ),
+            TurnedAway::Timeout { channel } => write!(
+                f,
+                "the service behind channel \"{channel}\" did not answer in time; try again later"
+            ),
+        }
+    }
+}
+
+/// Opens a stream to an agent serving `channel`, sends `first`, and waits for
+/// ACCEPT within the connect timeout. The least-loaded member is tried first;
+/// if it refuses, goes away or does not answer in time, one other member (if
+/// any) is tried with the same first bytes.
+pub(crate) async fn open_to_agent(
+    channel: &str,
+    user: &str,
+    first: Bytes,
+    state: &State,
+) -> Result<MuxStream, TurnedAway> {
+    let limit = state.config.connect_timeout;
+    let agent = match state.registry.pick(channel, None) {
+        Some(agent) => agent,
+        None => {
+            info!(%user, %channel, "no agent serves the channel yet; waiting up to {:.1} s", limit.as_secs_f64());
+            state
+                .registry
+                .wait_for(channel, limit)
+                .await
+                .ok_or_else(|| TurnedAway::NoAgent {
+                    channel: channel.into(),
+                })?
+        }
+    };
+    let failed = match attempt(&agent, channel, user, first.clone(), state).await {
+        Ok(stream) => return Ok(stream),
+        Err(failed) => failed,
+    };
+    let Some(other) = state.registry.pick(channel, Some(&agent)) else {
+        return Err(failed);
+    };
+    warn!(%user, %channel, why = %failed.detail(), "first agent failed the stream; trying another");
+    attempt(&other, channel, user, first, state).await
+}
+
+/// One try on one agent link.
+async fn attempt(
+    agent: &LinkHandle,
+    channel: &str,
+    user: &str,
+    first: Bytes,
+    state: &State,
+) -> Result<MuxStream, TurnedAway> {
+    let refused = |err: StreamError| TurnedAway::Refused {
+        channel: channel.into(),
+        why: reason(&err),
+    };
+    let stream = agent.open(channel, user).await.map_err(refused)?;
+    // The request goes out with OPEN, not a round trip later.
+    if !first.is_empty() {
+        stream.send(first).await.map_err(refused)?;
+    }
+    match tokio::time::timeout(state.config.connect_timeout, stream.accepted()).await {
+        Ok(Ok(())) => Ok(stream),
+        Ok(Err(err)) => Err(refused(err)),
+        Err(_) => {
+            stream.reset("no ACCEPT within the connect timeout");
+            Err(TurnedAway::Timeout {
+                channel: channel.into(),
+            })
+        }
+    }
+}
