@@ -146,27 +146,79 @@ pub enum Ending {
     Other,
 }
 
+/// What a [`sink`] has seen.
+#[derive(Debug, Default)]
+pub struct Sunk {
+    /// Connections that have received at least 1 MiB.
+    pub busy: AtomicU64,
+    /// How each connection ended, in order.
+    pub endings: std::sync::Mutex<Vec<Ending>>,
+}
+
 /// Reads and discards everything; records how each connection ended.
-pub async fn sink() -> (SocketAddr, Arc<std::sync::Mutex<Vec<Ending>>>) {
-    let endings = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let record = endings.clone();
+pub async fn sink() -> (SocketAddr, Arc<Sunk>) {
+    let sunk = Arc::new(Sunk::default());
+    let record = sunk.clone();
     let addr = serve(move |mut socket| {
         let record = record.clone();
         async move {
             let mut buf = vec![0u8; 64 * 1024];
+            let mut total = 0usize;
             let ending = loop {
                 match socket.read(&mut buf).await {
                     Ok(0) => break Ending::Eof,
-                    Ok(_) => {}
+                    Ok(n) => {
+                        if total < 1 << 20 && total + n >= 1 << 20 {
+                            record.busy.fetch_add(1, Ordering::SeqCst);
+                        }
+                        total += n;
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
                         break Ending::Reset
                     }
                     Err(_) => break Ending::Other,
                 }
             };
-            record.lock().unwrap().push(ending);
+            record.endings.lock().unwrap().push(ending);
         }
     })
     .await;
-    (addr, endings)
+    (addr, sunk)
+}
+
+/// What a [`recorder`] target has seen.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Connections accepted so far.
+    pub connections: AtomicU64,
+    /// Connections that have ended (any way).
+    pub ended: AtomicU64,
+    /// Every byte received, from all connections.
+    pub bytes: std::sync::Mutex<Vec<u8>>,
+}
+
+/// Sends `banner` (if any) on each connection, then records everything it
+/// receives until the connection ends.
+pub async fn recorder(banner: Option<&'static [u8]>) -> (SocketAddr, Arc<Recorded>) {
+    let seen = Arc::new(Recorded::default());
+    let record = seen.clone();
+    let addr = serve(move |mut socket| {
+        let record = record.clone();
+        async move {
+            record.connections.fetch_add(1, Ordering::SeqCst);
+            if let Some(banner) = banner {
+                let _ = socket.write_all(banner).await;
+            }
+            let mut buf = vec![0u8; 16 * 1024];
+            while let Ok(n) = socket.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                record.bytes.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+            record.ended.fetch_add(1, Ordering::SeqCst);
+        }
+    })
+    .await;
+    (addr, seen)
 }

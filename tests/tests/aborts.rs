@@ -94,36 +94,29 @@ async fn killing_the_agent_resets_every_user_and_a_restarted_agent_serves() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_the_server_resets_the_agents_targets() {
-    let (sink, endings) = targets::sink().await;
+    let (sink, sunk) = targets::sink().await;
     let server = Server::start(&[]).await;
     let _agent = server.agent(&[format!("tcp={sink}")]).await;
 
-    // 4 uploads in progress; each has pushed 1 MiB before the kill.
-    let (started_tx, mut started) = mpsc::channel(4);
+    // 4 uploads in progress: the target has taken 1 MiB of each before the kill.
     for i in 0..4u64 {
-        let started = started_tx.clone();
         let addr = server.addr;
         tokio::spawn(async move {
             let mut socket = TcpStream::connect(addr).await.unwrap();
             let mut chunk = pattern(i, 64 * 1024);
             chunk[0] = 0;
-            let mut sent = 0usize;
-            while socket.write_all(&chunk).await.is_ok() {
-                sent += chunk.len();
-                if sent == 1 << 20 {
-                    let _ = started.send(()).await;
-                }
-            }
+            while socket.write_all(&chunk).await.is_ok() {}
         });
     }
-    for _ in 0..4 {
-        bounded("4 uploads under way", started.recv()).await;
-    }
+    wait_for("4 uploads under way at the target", WAIT, || async {
+        (sunk.busy.load(std::sync::atomic::Ordering::SeqCst) == 4).then_some(())
+    })
+    .await;
     let mut server = server;
     server.proc.child.kill().unwrap();
 
     let ended = wait_for("the 4 target connections to end", WAIT, || async {
-        let endings = endings.lock().unwrap().clone();
+        let endings = sunk.endings.lock().unwrap().clone();
         (endings.len() == 4).then_some(endings)
     })
     .await;

@@ -22,7 +22,7 @@ pub use frame::{
     MAX_CHANNEL_LEN, MAX_PAYLOAD,
 };
 pub use mux::{spawn as spawn_link, Config, Incoming, IncomingStream, LinkHandle, MuxStream, Role};
-pub use relay::{abort_tcp, bridge, relay, relay_tcp, RelayError, RelayStats};
+pub use relay::{abort_split, abort_tcp, bridge, relay, relay_tcp, RelayError, RelayStats};
 
 /// The version of the protocol spoken by this crate, sent as `Uptun-Version`.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use crate::error::StreamError;
@@ -149,12 +150,17 @@ pub async fn relay_tcp(stream: MuxStream, socket: TcpStream) -> Result<RelayStat
     let (mut read, mut write) = socket.into_split();
     let outcome = relay(stream, &mut read, &mut write).await;
     if outcome.is_err() {
-        // Dropping the write half would send a FIN first; forget it, so the
-        // only thing the peer sees after the data is the RST.
-        let _ = read.as_ref().set_zero_linger();
-        write.forget();
+        abort_split(read, write);
     }
     outcome
+}
+
+/// Closes a split socket with a TCP reset, like [`abort_tcp`].
+pub fn abort_split(read: OwnedReadHalf, write: OwnedWriteHalf) {
+    // Dropping the write half would send a FIN first; forget it, so the only
+    // thing the peer sees after the data is the RST.
+    let _ = read.as_ref().set_zero_linger();
+    write.forget();
 }
 
 /// Closes a socket with a TCP reset (`SO_LINGER` 0): for connections turned

@@ -28,6 +28,9 @@ pub enum Visitor {
     Raw { channel: String, buf: BytesMut },
     /// HTTP that cannot be served; answer and close.
     Reject(Refusal),
+    /// Nothing within the sniff timeout: a protocol where the server speaks
+    /// first, or a slow start (`silent.rs` tells them apart).
+    Silent,
     /// Closed before sending anything.
     Gone,
 }
@@ -38,17 +41,37 @@ const HTTP_STARTS: [&[u8; 4]; 9] = [
     b"GET ", b"HEAD", b"POST", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC",
 ];
 
+/// Reads a connection's first bytes within the sniff timeout and decides
+/// what it is; `Silent` if nothing came.
 pub async fn classify<R: AsyncRead + Unpin>(
     io: &mut R,
     config: &Config,
 ) -> std::io::Result<Visitor> {
     let mut buf = BytesMut::with_capacity(4096);
-    let sniff_deadline = Instant::now() + config.sniff_timeout;
-    while buf.len() < 4 {
-        match timeout_at(sniff_deadline, io.read_buf(&mut buf)).await {
-            Err(_) => break,
-            Ok(Ok(0)) if buf.is_empty() => return Ok(Visitor::Gone),
-            Ok(Ok(0)) => break,
+    match timeout_at(Instant::now() + config.sniff_timeout, io.read_buf(&mut buf)).await {
+        Err(_) => return Ok(Visitor::Silent),
+        Ok(Ok(0)) => return Ok(Visitor::Gone),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(e),
+    }
+    decide(io, buf, config).await
+}
+
+/// Decides what a connection is from its first bytes (at least one, in
+/// `buf`), reading more as needed. Used for on-time bytes and for bytes that
+/// came after the silence timer, so a slow start is judged like a fast one.
+pub async fn decide<R: AsyncRead + Unpin>(
+    io: &mut R,
+    mut buf: BytesMut,
+    config: &Config,
+) -> std::io::Result<Visitor> {
+    // A start that may still become an HTTP method or `SSH-` waits for its
+    // fourth byte (within the header deadline): a handshake whose first
+    // packet was split must not be taken for a raw protocol.
+    let deadline = Instant::now() + config.header_timeout;
+    while buf.len() < 4 && could_be_known_start(&buf) {
+        match timeout_at(deadline, io.read_buf(&mut buf)).await {
+            Err(_) | Ok(Ok(0)) => break,
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
         }
@@ -59,7 +82,7 @@ pub async fn classify<R: AsyncRead + Unpin>(
             buf,
         });
     }
-    if buf.len() < 4 || !HTTP_STARTS.iter().any(|m| buf.starts_with(&m[..])) {
+    if buf.len() < 4 || !looks_like_http(&buf) {
         return Ok(Visitor::Raw {
             channel: config.tcp_channel.clone(),
             buf,
@@ -122,6 +145,22 @@ async fn read_head<R: AsyncRead + Unpin>(
     }
 }
 
+/// Whether `start` (under four bytes) could still become an HTTP method or
+/// an SSH banner.
+pub(crate) fn could_be_known_start(start: &[u8]) -> bool {
+    HTTP_STARTS
+        .iter()
+        .map(|m| &m[..])
+        .chain([&b"SSH-"[..]])
+        .any(|m| m.starts_with(start))
+}
+
+/// Whether the first bytes of a connection begin like an HTTP request (a
+/// link handshake among them).
+pub fn looks_like_http(start: &[u8]) -> bool {
+    HTTP_STARTS.iter().any(|m| start.starts_with(&m[..]))
+}
+
 fn is_endpoint(head: &RequestHead, prefix: &str) -> bool {
     if head.method != "GET" && head.method != "HEAD" {
         return false;
@@ -170,8 +209,12 @@ mod tests {
             ),
             v => panic!("{v:?}"),
         }
-        match run(b"").await {
-            Visitor::Raw { channel, buf } => assert_eq!((channel.as_str(), buf.len()), ("tcp", 0)),
+        assert!(matches!(run(b"").await, Visitor::Silent));
+        // Under four bytes that cannot become a method or a banner: decided.
+        match run(b"\x00").await {
+            Visitor::Raw { channel, buf } => {
+                assert_eq!((channel.as_str(), &buf[..]), ("tcp", &b"\x00"[..]))
+            }
             v => panic!("{v:?}"),
         }
     }
@@ -204,5 +247,26 @@ mod tests {
             run(b"GET \x01\x02 HTTP/1.1\r\n\r\n").await,
             Visitor::Reject(Refusal { status: 400, .. })
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_split_start_waits_for_its_fourth_byte() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            client.write_all(b"HE").await.unwrap();
+            // Far past the sniff timeout: the start alone must not decide.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            client
+                .write_all(b"AD / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        let config = Config::new("t");
+        match classify(&mut server, &config).await.unwrap() {
+            Visitor::Web { buf } => assert!(buf.starts_with(b"HEAD / HTTP/1.1")),
+            v => panic!("{v:?}"),
+        }
     }
 }

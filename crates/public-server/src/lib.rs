@@ -11,6 +11,7 @@ mod links;
 mod open;
 mod registry;
 mod server;
+mod silent;
 mod users;
 
 pub use cli::{generate_token, init_logging, Cli, LogFormat};

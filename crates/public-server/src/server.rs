@@ -14,7 +14,7 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::classify::{classify, Visitor};
 use crate::config::Config;
 use crate::registry::Registry;
-use crate::{endpoints, links, users};
+use crate::{endpoints, links, silent, users};
 
 /// What every connection task shares.
 #[derive(Debug)]
@@ -80,6 +80,16 @@ async fn handle(mut socket: TcpStream, peer: SocketAddr, state: Arc<State>) {
             return;
         }
     };
+    serve(socket, peer, visitor, state).await
+}
+
+/// Serves a classified connection.
+pub(crate) async fn serve(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    visitor: Visitor,
+    state: Arc<State>,
+) {
     match visitor {
         Visitor::Link { kind, head, buf } => {
             // Links are few and long-lived: their log lines carry the peer
@@ -100,6 +110,7 @@ async fn handle(mut socket: TcpStream, peer: SocketAddr, state: Arc<State>) {
             let _ = socket.write_all(refusal.to_http().as_bytes()).await;
             let _ = socket.shutdown().await;
         }
+        Visitor::Silent => Box::pin(silent::serve(socket, peer, state)).await,
         Visitor::Gone => {}
     }
 }

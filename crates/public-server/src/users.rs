@@ -54,7 +54,7 @@ pub(crate) async fn serve_raw(
     }
 }
 
-async fn relay_socket(stream: MuxStream, socket: TcpStream) {
+pub(crate) async fn relay_socket(stream: MuxStream, socket: TcpStream) {
     let id = stream.id();
     match relay_tcp(stream, socket).await {
         Ok(stats) => debug!(

@@ -1,0 +1,172 @@
+//! Connections that said nothing within the sniff timeout. They may speak a
+//! protocol where the server talks first (the silent channel's target sends
+//! a banner), or they may be a slow start: a link handshake or an HTTP
+//! request whose first packet was late. A stream to the silent channel is
+//! opened at once, speculatively, and whichever side speaks first decides.
+//! User bytes that come first are classified as if they had come on time,
+//! and the speculative stream is reset if they belong elsewhere. Once the
+//! target has spoken, the user's first bytes are still checked: an HTTP
+//! request or a link handshake (and the token in it) is never forwarded to
+//! the silent channel's target; the connection is reset instead.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tracing::{debug, warn};
+use uptun_protocol::{abort_split, abort_tcp, relay, MuxStream};
+
+use crate::classify::{could_be_known_start, decide, looks_like_http, Visitor};
+use crate::open::open_to_agent;
+use crate::server::{serve as serve_visitor, State};
+use crate::users::relay_socket;
+
+pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<State>) {
+    let channel = state.config.tcp_channel.clone();
+    let mut buf = BytesMut::with_capacity(4096);
+    let user = peer.to_string();
+    // Waiting for an agent and its ACCEPT races the user's first bytes.
+    let opened = {
+        let open = open_to_agent(&channel, &user, Bytes::new(), &state);
+        tokio::select! {
+            opened = open => Some(opened),
+            read = socket.read_buf(&mut buf) => match read {
+                // Dropping the open resets a stream it may have started.
+                Ok(n) if n > 0 => None,
+                _ => return,
+            },
+        }
+    };
+    let stream = match opened {
+        Some(Ok(stream)) => stream,
+        Some(Err(turned)) => {
+            warn!(%peer, %channel, %turned, detail = %turned.detail(), "silent user turned away: reset");
+            return abort_tcp(socket);
+        }
+        None => return reclassify(socket, peer, buf, None, state).await,
+    };
+    let first = tokio::select! {
+        first = stream.recv() => Ok(first),
+        read = socket.read_buf(&mut buf) => Err(read),
+    };
+    match first {
+        Err(Ok(n)) if n > 0 => reclassify(socket, peer, buf, Some(stream), state).await,
+        Err(_) => stream.reset("the user left before either side spoke"),
+        Ok(Ok(Some(banner))) => {
+            if socket.write_all(&banner).await.is_err() {
+                stream.reset("the user left");
+                return abort_tcp(socket);
+            }
+            relay_checked(stream, socket, peer, &state).await
+        }
+        Ok(Ok(None)) => relay_checked(stream, socket, peer, &state).await,
+        Ok(Err(err)) => {
+            debug!(%peer, %channel, %err, "silent user's stream failed before a byte");
+            abort_tcp(socket)
+        }
+    }
+}
+
+/// The user spoke first: classify its bytes as if they had come on time.
+/// Bytes for the silent channel go on the speculative stream; anything else
+/// resets it and is served where it belongs.
+async fn reclassify(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    buf: BytesMut,
+    speculative: Option<MuxStream>,
+    state: Arc<State>,
+) {
+    let visitor = match decide(&mut socket, buf, &state.config).await {
+        Ok(visitor) => visitor,
+        Err(err) => return debug!(%peer, %err, "connection failed while classifying"),
+    };
+    match (visitor, speculative) {
+        (Visitor::Raw { channel, buf }, Some(stream)) if channel == state.config.tcp_channel => {
+            if stream.send(buf.freeze()).await.is_err() {
+                return abort_tcp(socket);
+            }
+            relay_socket(stream, socket).await
+        }
+        (visitor, speculative) => {
+            if let Some(stream) = speculative {
+                stream.reset("the user's first bytes belong to another route");
+            }
+            Box::pin(serve_visitor(socket, peer, visitor, state)).await
+        }
+    }
+}
+
+/// Relays a stream whose target spoke first, checking the user's first
+/// bytes before any reach the target.
+async fn relay_checked(stream: MuxStream, socket: TcpStream, peer: SocketAddr, state: &State) {
+    let (read, mut write) = socket.into_split();
+    let mut read = FirstBytesCheck::new(read);
+    if let Err(err) = relay(stream, &mut read, &mut write).await {
+        if read.refused {
+            warn!(%peer, channel = %state.config.tcp_channel, "an HTTP request or link handshake came after the silent channel's target spoke: not forwarded, connection reset");
+        } else {
+            debug!(%peer, %err, "silent user's stream ended early");
+        }
+        abort_split(read.inner, write);
+    }
+}
+
+/// Passes reads through once the first four bytes are known not to start an
+/// HTTP request; fails the read if they do.
+struct FirstBytesCheck<R> {
+    inner: R,
+    /// The first bytes, held until they can be judged.
+    held: Vec<u8>,
+    checked: bool,
+    refused: bool,
+}
+
+impl<R> FirstBytesCheck<R> {
+    fn new(inner: R) -> Self {
+        FirstBytesCheck {
+            inner,
+            held: Vec::new(),
+            checked: false,
+            refused: false,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for FirstBytesCheck<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        while !this.checked {
+            let mut space = [0u8; 4096];
+            let mut tmp = ReadBuf::new(&mut space);
+            std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut tmp))?;
+            let eof = tmp.filled().is_empty();
+            this.held.extend_from_slice(tmp.filled());
+            if eof || this.held.len() >= 4 || !could_be_known_start(&this.held) {
+                this.checked = true;
+                if looks_like_http(&this.held) {
+                    this.refused = true;
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        "an HTTP request is not forwarded to the silent channel",
+                    )));
+                }
+            }
+        }
+        if !this.held.is_empty() {
+            let n = this.held.len().min(out.remaining());
+            out.put_slice(&this.held[..n]);
+            this.held.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, out)
+    }
+}
