@@ -124,6 +124,8 @@ async fn serve_client(
         let Some(stream) = next else { break };
         tokio::spawn(client_stream(stream, peer, state.clone()));
     }
+    // Streams that arrive while draining are refused, not left waiting.
+    drop(incoming);
     link.drain("the server is shutting down", DRAIN).await;
     info!(client = %name, reason = %link.close_reason().unwrap_or_default(), "client link down");
 }

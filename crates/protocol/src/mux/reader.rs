@@ -1,6 +1,8 @@
 //! The link reader: decodes frames and dispatches them to streams. It never
-//! waits on anything but the socket, so a stalled stream or a full writer
-//! queue cannot stop frames for other streams from being read.
+//! waits on anything but the socket and, for a new stream, room in the
+//! accept backlog (which the application drains without waiting on links),
+//! so a stalled stream or a full writer queue cannot stop frames for other
+//! streams from being read.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -35,7 +37,18 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
     let mut last_read = Instant::now();
     loop {
         while let Some(frame) = FrameCodec.decode(&mut buf)? {
-            dispatch(&link, &incoming, frame)?;
+            if let Some(stream) = dispatch(&link, frame)? {
+                // A burst of OPENs waits for room in the bounded backlog
+                // rather than being refused: the application drains it
+                // without waiting on this link, so the wait is short, and a
+                // burst after a stall is served instead of turned away.
+                tokio::select! {
+                    sent = incoming.send(stream) => if let Err(mpsc::error::SendError(stream)) = sent {
+                        stream.refuse("this side no longer accepts streams");
+                    },
+                    _ = link.cancel.cancelled() => return Ok(()),
+                }
+            }
         }
         let mut limited = (&mut read).take(FrameCodec::read_len(&buf) as u64);
         let read = tokio::select! {
@@ -59,11 +72,9 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
     }
 }
 
-fn dispatch(
-    link: &Arc<LinkShared>,
-    incoming: &mpsc::Sender<IncomingStream>,
-    frame: Frame,
-) -> Result<(), ProtocolError> {
+/// Handles one frame; a new stream the peer opened is returned, for the
+/// caller to queue.
+fn dispatch(link: &Arc<LinkShared>, frame: Frame) -> Result<Option<IncomingStream>, ProtocolError> {
     if frame.kind.is_link_level() != (frame.stream == 0) {
         return Err(ProtocolError::malformed(
             frame.kind,
@@ -96,17 +107,13 @@ fn dispatch(
             tracing::info!(reason = %frame.reason(), "peer sent GOAWAY: no new streams on this link");
             link.peer_goaway.store(true, Ordering::Relaxed);
         }
-        FrameType::Open => on_open(link, incoming, frame)?,
+        FrameType::Open => return on_open(link, frame),
         _ => on_stream_frame(link, frame)?,
     }
-    Ok(())
+    Ok(None)
 }
 
-fn on_open(
-    link: &Arc<LinkShared>,
-    incoming: &mpsc::Sender<IncomingStream>,
-    frame: Frame,
-) -> Result<(), ProtocolError> {
+fn on_open(link: &Arc<LinkShared>, frame: Frame) -> Result<Option<IncomingStream>, ProtocolError> {
     let id = frame.stream;
     if !link.role.is_peer_id(id) {
         return Err(ProtocolError::WrongIdSpace(id));
@@ -118,12 +125,12 @@ fn on_open(
         Ok(parts) => parts,
         Err(err) => {
             refuse(&err.to_string());
-            return Ok(());
+            return Ok(None);
         }
     };
     if !link.config.accept_incoming {
         refuse("this side does not accept streams");
-        return Ok(());
+        return Ok(None);
     }
     let shared = Arc::new(StreamShared::new(
         id,
@@ -139,24 +146,15 @@ fn on_open(
         if streams.len() >= link.config.max_streams {
             drop(streams);
             refuse("too many streams on this link");
-            return Ok(());
+            return Ok(None);
         }
         streams.insert(id, shared.clone());
     }
-    let stream = IncomingStream {
+    Ok(Some(IncomingStream {
         channel,
         peer,
         stream: MuxStream::new(shared, link.clone()),
-    };
-    if let Err(err) = incoming.try_send(stream) {
-        // Backlog full or nobody accepting: refuse rather than wait, so the
-        // reader keeps serving every other stream.
-        let stream = match err {
-            mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
-        };
-        stream.refuse("too many streams waiting to be accepted");
-    }
-    Ok(())
+    }))
 }
 
 /// Wakes the task a state change was for; call it once the lock is dropped.
