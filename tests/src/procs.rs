@@ -85,6 +85,19 @@ impl Proc {
         .await
     }
 
+    /// Waits until the log contains `needle` at least `n` times.
+    pub async fn wait_log_count(&self, needle: &str, n: usize) -> String {
+        wait_for(
+            &format!("{n} × {needle:?} in {}", self.log.display()),
+            WAIT,
+            || async {
+                let log = self.log();
+                (log.matches(needle).count() >= n).then_some(log)
+            },
+        )
+        .await
+    }
+
     /// Waits for the process to exit; returns its exit code.
     pub async fn wait_exit(&mut self) -> Option<i32> {
         wait_for("process exit", WAIT, || {

@@ -222,3 +222,37 @@ pub async fn recorder(banner: Option<&'static [u8]>) -> (SocketAddr, Arc<Recorde
     .await;
     (addr, seen)
 }
+
+/// A TCP relay to `to` whose connections can be frozen: a frozen
+/// connection stays open but forwards nothing more, like a network path
+/// that died without a word. Connections made after the freeze work.
+pub async fn freezable_relay(to: SocketAddr) -> (SocketAddr, tokio::sync::watch::Sender<bool>) {
+    let (freeze, frozen) = tokio::sync::watch::channel(false);
+    let addr = serve(move |socket| {
+        let mut frozen = frozen.clone();
+        async move {
+            // Only connections open at the time of a freeze are frozen.
+            frozen.mark_unchanged();
+            let Ok(upstream) = TcpStream::connect(to).await else {
+                return;
+            };
+            let (mut a_read, mut a_write) = socket.into_split();
+            let (mut b_read, mut b_write) = upstream.into_split();
+            let copy = async {
+                tokio::select! {
+                    _ = tokio::io::copy(&mut a_read, &mut b_write) => {}
+                    _ = tokio::io::copy(&mut b_read, &mut a_write) => {}
+                }
+            };
+            tokio::select! {
+                _ = copy => {}
+                _ = frozen.changed() => {
+                    // Hold both sockets open, silent, until the far ends give up.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    })
+    .await;
+    (addr, freeze)
+}
