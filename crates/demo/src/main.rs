@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unknown argument {other:?}\n\n{HELP}"),
         }
     }
-    uptun_protocol::cli_support::init_logging(Default::default());
+    uptun_cli::init_logging(Default::default());
 
     let public = match listen {
         Some(addr) => TcpListener::bind(&addr)

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use uptun_protocol::cli_support::{parse_duration, LinkArgs};
+use uptun_cli::{parse_duration, LinkArgs};
 
 use crate::client::ForwardSpec;
 use crate::dial::ServerUrl;

@@ -4,10 +4,8 @@
 //!
 //! The format is specified in `docs/protocol.md`; this crate is its reference
 //! implementation and is shared by `public-server` and `local-agent`.
-// One `unsafe` call in the crate: `mallopt` in `cli_support::tune_allocator`.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
-pub mod cli_support;
 mod codec;
 mod error;
 mod frame;

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use clap::Parser;
-use uptun_protocol::cli_support::parse_duration;
-pub use uptun_protocol::cli_support::{init_logging, LinkArgs, LogFormat};
+use uptun_cli::parse_duration;
+pub use uptun_cli::{init_logging, LinkArgs, LogFormat};
 
 use crate::config::Config;
 

@@ -8,7 +8,7 @@ use public_server::{init_logging, run, Cli};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    uptun_protocol::cli_support::tune_allocator();
+    uptun_cli::tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.link.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -41,7 +41,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
-        uptun_protocol::cli_support::shutdown_signal().await;
+        uptun_cli::shutdown_signal().await;
         tracing::info!("shutting down");
         trigger.cancel();
     });

@@ -1,6 +1,9 @@
-//! What both binaries' command lines share: the link flags (window, PING
+//! What uptun's command lines share: the link flags (window, PING
 //! interval, log format), durations written as `500ms`/`10s`/`2m`, logging
-//! setup and the shutdown signals.
+//! setup, the shutdown signals and the allocator tuning. Kept out of the
+//! protocol crate so that one stays free of clap, logging setup and `unsafe`.
+// One `unsafe` call in the crate: `mallopt` in `tune_allocator`.
+#![deny(unsafe_code)]
 
 use std::time::Duration;
 
@@ -33,8 +36,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, clap::Args)]
 pub struct LinkArgs {
     /// Receive window per stream, in bytes (flow-control credit)
-    #[arg(long, env = "UPTUN_WINDOW", global = true, default_value_t = crate::handshake::DEFAULT_WINDOW,
-          value_parser = clap::value_parser!(u32).range(crate::handshake::MIN_WINDOW as i64..=crate::handshake::MAX_WINDOW as i64))]
+    #[arg(long, env = "UPTUN_WINDOW", global = true, default_value_t = uptun_protocol::handshake::DEFAULT_WINDOW,
+          value_parser = clap::value_parser!(u32).range(uptun_protocol::handshake::MIN_WINDOW as i64..=uptun_protocol::handshake::MAX_WINDOW as i64))]
     pub window: u32,
 
     /// Interval between PINGs on links; a link silent for three intervals is dead
@@ -49,12 +52,12 @@ pub struct LinkArgs {
 
 impl LinkArgs {
     /// The mux settings these flags ask for.
-    pub fn mux(&self) -> crate::Config {
-        crate::Config {
+    pub fn mux(&self) -> uptun_protocol::Config {
+        uptun_protocol::Config {
             window: self.window,
             ping_interval: self.ping_interval,
             idle_timeout: self.ping_interval * 3,
-            ..crate::Config::default()
+            ..uptun_protocol::Config::default()
         }
     }
 }
