@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use uptun_cli::{parse_duration, LinkArgs};
+use uptun_cli::{duration_in, LinkArgs};
 
 use crate::client::ForwardSpec;
 use crate::dial::ServerUrl;
@@ -51,8 +51,9 @@ pub struct Cli {
           value_parser = clap::value_parser!(u16).range(1..=16))]
     pub links: u16,
 
-    /// How long dialing a target may take before the stream is refused
-    #[arg(long, env = "UPTUN_TARGET_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    /// How long dialing a target may take before the stream is refused, 100ms to 10m
+    #[arg(long, env = "UPTUN_TARGET_TIMEOUT", default_value = "10s", value_name = "DURATION",
+          value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
     pub target_timeout: Duration,
 
     #[command(subcommand)]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use uptun_cli::parse_duration;
+use uptun_cli::duration_in;
 pub use uptun_cli::{init_logging, LinkArgs, LogFormat};
 
 use crate::config::Config;
@@ -87,16 +87,19 @@ pub struct Cli {
     )]
     pub endpoint_prefix: String,
 
-    /// How long a user waits for an agent of its channel (rides out agent restarts)
-    #[arg(long, env = "UPTUN_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    /// How long a user waits for an agent of its channel (rides out agent restarts), 100ms to 10m
+    #[arg(long, env = "UPTUN_CONNECT_TIMEOUT", default_value = "10s", value_name = "DURATION",
+          value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
     pub connect_timeout: Duration,
 
-    /// Silence after which a raw connection is routed without its first bytes
-    #[arg(long, env = "UPTUN_SNIFF_TIMEOUT", default_value = "500ms", value_parser = parse_duration, value_name = "DURATION")]
+    /// Silence after which a raw connection is routed without its first bytes, 10ms to 60s
+    #[arg(long, env = "UPTUN_SNIFF_TIMEOUT", default_value = "500ms", value_name = "DURATION",
+          value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(60)))]
     pub sniff_timeout: Duration,
 
-    /// Time an HTTP request head may take to arrive
-    #[arg(long, env = "UPTUN_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    /// Time an HTTP request head may take to arrive, 100ms to 10m
+    #[arg(long, env = "UPTUN_HEADER_TIMEOUT", default_value = "10s", value_name = "DURATION",
+          value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
     pub header_timeout: Duration,
 
     #[command(flatten)]
