@@ -17,3 +17,4 @@ pub use client::{connect, forward, ClientConfig, ForwardSpec};
 pub use dial::{DialError, ServerUrl};
 pub use target::Target;
 pub use uptun_cli::init_logging;
+pub use uptun_protocol::Secret;

@@ -9,7 +9,7 @@
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::PROTOCOL_VERSION;
+use crate::{Secret, PROTOCOL_VERSION};
 
 /// The longest request or response head we read. Longer is a 431.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -42,8 +42,8 @@ impl PeerKind {
     }
 }
 
-/// A parsed HTTP request head.
-#[derive(Debug, Clone)]
+/// A parsed HTTP request head. Its `Debug` hides `Authorization` values.
+#[derive(Clone)]
 pub struct RequestHead {
     pub method: String,
     pub path: String,
@@ -59,7 +59,32 @@ pub enum HeadError {
     Malformed(String),
 }
 
+impl std::fmt::Debug for RequestHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let secret = n.eq_ignore_ascii_case("authorization");
+                (n.as_str(), if secret { "***" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("RequestHead")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &headers)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 impl RequestHead {
+    /// The token of an `Authorization: Bearer TOKEN` header, if any.
+    pub fn bearer_token(&self) -> Option<&str> {
+        let (scheme, rest) = self.header("authorization")?.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    }
+
     /// The first header with this name, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -128,7 +153,7 @@ pub struct LinkRequest {
     pub kind: PeerKind,
     /// `Host` to send; routers in front of the server need it.
     pub host: String,
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     pub version: u32,
     /// Channels an agent serves (empty for clients).
     pub channels: Vec<String>,
@@ -198,7 +223,7 @@ impl LinkRequest {
             self.window
         );
         if let Some(token) = &self.token {
-            out.push_str(&format!("Authorization: Bearer {token}\r\n"));
+            out.push_str(&format!("Authorization: Bearer {}\r\n", token.expose()));
         }
         if !self.channels.is_empty() {
             out.push_str(&format!("Uptun-Channels: {}\r\n", self.channels.join(", ")));
@@ -240,13 +265,7 @@ impl LinkRequest {
                 }
             },
         };
-        let token = head.header("authorization").and_then(|v| {
-            let v = v.trim();
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| rest.trim().to_string())
-        });
+        let token = head.bearer_token().map(Secret::from);
         let channels: Vec<String> = head
             .headers
             .iter()
@@ -361,7 +380,7 @@ mod tests {
         LinkRequest {
             kind: PeerKind::Agent,
             host: "tunnel.example.com".into(),
-            token: Some("s3cret".into()),
+            token: Some(Secret::new("s3cret")),
             version: PROTOCOL_VERSION,
             channels: vec!["ssh".into(), "web".into()],
             window: DEFAULT_WINDOW,
@@ -377,6 +396,23 @@ mod tests {
             .unwrap();
         assert_eq!(head.link_kind(), Some(PeerKind::Agent));
         assert_eq!(LinkRequest::from_head(&head, PeerKind::Agent).unwrap(), req);
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let req = agent_request();
+        let wire = req.to_http();
+        assert!(wire.contains("Authorization: Bearer s3cret\r\n"));
+        let head = parse_request_head(wire.as_bytes()).unwrap().unwrap();
+        for shown in [
+            format!("{req:?}"),
+            format!("{head:?}"),
+            format!("{head:#?}"),
+        ] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
+        }
+        assert_eq!(head.bearer_token(), Some("s3cret"));
     }
 
     #[test]

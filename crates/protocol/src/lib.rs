@@ -12,6 +12,7 @@ mod frame;
 pub mod handshake;
 mod mux;
 mod relay;
+mod secret;
 
 pub use codec::FrameCodec;
 pub use error::{ProtocolError, StreamError};
@@ -21,6 +22,7 @@ pub use frame::{
 };
 pub use mux::{spawn as spawn_link, Config, Incoming, IncomingStream, LinkHandle, MuxStream, Role};
 pub use relay::{bridge, relay, RelayError, RelayStats};
+pub use secret::Secret;
 
 /// The version of the protocol spoken by this crate, sent as `Uptun-Version`.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use uptun_cli::duration_in;
 pub use uptun_cli::{init_logging, LinkArgs, LogFormat};
+use uptun_protocol::Secret;
 
 use crate::config::Config;
 
@@ -40,7 +41,7 @@ pub struct Cli {
         hide_env_values = true,
         value_name = "TOKEN"
     )]
-    pub agent_token: Option<String>,
+    pub agent_token: Option<Secret>,
 
     /// Token clients (forward, connect) must present [default: the agent token]
     #[arg(
@@ -49,7 +50,7 @@ pub struct Cli {
         hide_env_values = true,
         value_name = "TOKEN"
     )]
-    pub client_token: Option<String>,
+    pub client_token: Option<Secret>,
 
     /// Channel that ordinary HTTP users are routed to
     #[arg(
@@ -121,7 +122,9 @@ impl Cli {
     /// The server configuration, and whether the agent token was generated.
     pub fn into_config(self) -> (Config, bool) {
         let generated = self.agent_token.is_none();
-        let token = self.agent_token.unwrap_or_else(generate_token);
+        let token = self
+            .agent_token
+            .unwrap_or_else(|| Secret::new(generate_token()));
         let mut config = Config::new(token);
         config.client_token = self.client_token;
         config.http_channel = self.http_channel;
@@ -140,4 +143,28 @@ impl Cli {
 pub fn generate_token() -> String {
     use rand::distributions::{Alphanumeric, DistString};
     Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_flags_and_config_hides_every_token() {
+        let cli = Cli::parse_from([
+            "public-server",
+            "--agent-token",
+            "agent-s3cret",
+            "--client-token",
+            "client-s3cret",
+        ]);
+        let flags = format!("{cli:?}");
+        let (config, generated) = cli.into_config();
+        assert!(!generated);
+        assert!(config.agent_token.matches("agent-s3cret"));
+        for shown in [flags, format!("{config:?}"), format!("{config:#?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
+        }
+    }
 }

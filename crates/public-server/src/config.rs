@@ -2,14 +2,17 @@
 
 use std::time::Duration;
 
+use uptun_protocol::Secret;
+
 /// Server settings. `Cli` builds one from flags and the environment; tests
-/// and the demo build one directly.
+/// and the demo build one directly. Tokens are [`Secret`]s: `{:?}` of a
+/// `Config` shows `***` for each.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Token agents must present (`Authorization: Bearer`).
-    pub agent_token: String,
+    pub agent_token: Secret,
     /// Token clients must present; the agent token when unset.
-    pub client_token: Option<String>,
+    pub client_token: Option<Secret>,
     /// Channel that ordinary HTTP users are routed to.
     pub http_channel: String,
     /// Channel for raw users whose first bytes are `SSH-`.
@@ -30,7 +33,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn new(agent_token: impl Into<String>) -> Config {
+    pub fn new(agent_token: impl Into<Secret>) -> Config {
         Config {
             agent_token: agent_token.into(),
             client_token: None,
@@ -46,11 +49,11 @@ impl Config {
     }
 
     /// The token a peer of this kind must present.
-    pub(crate) fn token_for(&self, kind: uptun_protocol::handshake::PeerKind) -> &str {
+    pub(crate) fn token_for(&self, kind: uptun_protocol::handshake::PeerKind) -> &Secret {
         match kind {
             uptun_protocol::handshake::PeerKind::Agent => &self.agent_token,
             uptun_protocol::handshake::PeerKind::Client => {
-                self.client_token.as_deref().unwrap_or(&self.agent_token)
+                self.client_token.as_ref().unwrap_or(&self.agent_token)
             }
         }
     }

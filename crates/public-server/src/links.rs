@@ -51,7 +51,8 @@ pub(crate) async fn serve(
     }
 }
 
-/// Checks the token in constant time; secrets never reach a log line.
+/// Checks the token (`Secret::matches`: constant time over SHA-256
+/// digests); secrets never reach a log line or a refusal.
 fn authorize(req: LinkRequest, state: &State) -> Result<LinkRequest, Refusal> {
     let (flag, env) = match req.kind {
         PeerKind::Agent => ("--agent-token", "UPTUN_AGENT_TOKEN"),
@@ -62,12 +63,7 @@ fn authorize(req: LinkRequest, state: &State) -> Result<LinkRequest, Refusal> {
             401,
             "missing token: pass --token or set UPTUN_TOKEN",
         )),
-        Some(token)
-            if !constant_time_eq(
-                token.as_bytes(),
-                state.config.token_for(req.kind).as_bytes(),
-            ) =>
-        {
+        Some(token) if !state.config.token_for(req.kind).matches(token.expose()) => {
             Err(Refusal::new(
                 401,
                 format!("wrong token: use the token the server was started with ({flag} / {env})"),
@@ -75,10 +71,6 @@ fn authorize(req: LinkRequest, state: &State) -> Result<LinkRequest, Refusal> {
         }
         Some(_) => Ok(req),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn serve_agent(
