@@ -49,12 +49,18 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Starts `name` with `RUST_LOG=info`.
     pub fn spawn(name: &str, args: &[&str]) -> Proc {
+        Self::spawn_logged(name, args, "info")
+    }
+
+    /// Starts `name` with `RUST_LOG` set to `rust_log` (`trace`, `debug`, …).
+    pub fn spawn_logged(name: &str, args: &[&str], rust_log: &str) -> Proc {
         let dir = tempdir::Dir::new();
         let log = dir.path().join(format!("{name}.log"));
         let child = Command::new(bin(name))
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -120,29 +126,42 @@ impl Drop for Proc {
 pub struct Server {
     pub proc: Proc,
     pub addr: SocketAddr,
+    /// `--agent-token`: what agents present.
     pub token: String,
+    /// `--client-token`: what `forward` and `connect` present.
+    pub client_token: String,
+    /// `RUST_LOG` of the server and of the agents and clients started here.
+    pub rust_log: String,
 }
 
 impl Server {
-    /// Starts `public-server --listen 127.0.0.1:0` with a fresh token and `extra` flags.
+    /// Starts `public-server --listen 127.0.0.1:0` with fresh tokens and `extra` flags.
     pub async fn start(extra: &[&str]) -> Server {
         Self::start_on("127.0.0.1:0", extra).await
     }
 
     /// Starts a server on a given address (to restart one on the port it had).
     pub async fn start_on(listen: &str, extra: &[&str]) -> Server {
-        let token = format!("test-token-{}", std::process::id());
+        Self::start_logged(listen, "info", extra).await
+    }
+
+    /// Like `start_on`, with `RUST_LOG` for the server and for every agent
+    /// and client started through it.
+    pub async fn start_logged(listen: &str, rust_log: &str, extra: &[&str]) -> Server {
+        let id = std::process::id();
+        let token = format!("test-token-{id}");
+        let client_token = format!("test-client-token-{id}");
         let mut args = vec!["--listen", listen, "--agent-token", &token];
+        args.extend(["--client-token", &client_token]);
         args.extend_from_slice(extra);
-        let proc = Proc::spawn("public-server", &args);
-        let log = proc.wait_log("listening addr=").await;
-        let addr = log
-            .split("listening addr=")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .expect("listening address in the server log");
-        Server { proc, addr, token }
+        let (proc, addr) = spawn_server(&args, rust_log).await;
+        Server {
+            proc,
+            addr,
+            token,
+            client_token,
+            rust_log: rust_log.to_string(),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -163,7 +182,7 @@ impl Server {
             args.extend(["--channel", c.as_str()]);
         }
         args.extend_from_slice(extra);
-        let agent = Proc::spawn("local-agent", &args);
+        let agent = Proc::spawn_logged("local-agent", &args, &self.rust_log);
         let names: Vec<&str> = channels
             .iter()
             .map(|c| c.split('=').next().unwrap())
@@ -185,7 +204,7 @@ impl Server {
         .await
     }
 
-    /// Runs `local-agent SUBCOMMAND --server … --token …` with more arguments.
+    /// Runs `local-agent SUBCOMMAND --server … --token CLIENT_TOKEN` with more arguments.
     pub fn client(&self, subcommand: &str, more: &[&str]) -> Proc {
         let url = self.url();
         let mut args = vec![
@@ -193,11 +212,26 @@ impl Server {
             "--server",
             url.as_str(),
             "--token",
-            self.token.as_str(),
+            self.client_token.as_str(),
         ];
         args.extend_from_slice(more);
-        Proc::spawn("local-agent", &args)
+        Proc::spawn_logged("local-agent", &args, &self.rust_log)
     }
+}
+
+/// Starts `public-server ARGS` and waits for its `listening` line; returns
+/// the process and the address it bound. For servers `Server::start` cannot
+/// describe (no client token, say).
+pub async fn spawn_server(args: &[&str], rust_log: &str) -> (Proc, SocketAddr) {
+    let proc = Proc::spawn_logged("public-server", args, rust_log);
+    let log = proc.wait_log("listening addr=").await;
+    let addr = log
+        .split("listening addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .expect("listening address in the server log");
+    (proc, addr)
 }
 
 /// Runs `local-agent connect --server URL --token TOKEN CHANNEL` with `input`

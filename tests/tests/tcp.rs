@@ -80,7 +80,7 @@ async fn half_closed_users_get_the_whole_reply() {
     assert_eq!(String::from_utf8_lossy(&got), want);
 
     // Through `local-agent connect`: stdin EOF is the half-close.
-    let out = connect_with_stdin(&server.url(), &server.token, "tcp", data).await;
+    let out = connect_with_stdin(&server.url(), &server.client_token, "tcp", data).await;
     assert!(
         out.status.success(),
         "connect failed: {}",

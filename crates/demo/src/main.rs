@@ -62,7 +62,11 @@ async fn main() -> anyhow::Result<()> {
         channels.push(("ssh".to_string(), Target::Tcp("127.0.0.1:22".into())));
     }
 
+    // Clients (connect, forward) get a token of their own: the server lets
+    // none in without one.
+    let client_token = public_server::generate_token();
     let mut config = public_server::Config::new(token.clone());
+    config.client_token = Some(client_token.clone().into());
     config.connect_timeout = Duration::from_secs(5);
     tokio::spawn(public_server::run(public, config, shutdown.clone()));
     let server_url: local_agent::ServerUrl = format!("http://{addr}")
@@ -82,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = agent_task.await;
         return Ok(());
     }
-    print_instructions(addr, &token, sshd);
+    print_instructions(addr, &token, &client_token, sshd);
     tokio::signal::ctrl_c().await?;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(3), agent_task).await;
@@ -122,7 +126,7 @@ async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     Ok(raw)
 }
 
-fn print_instructions(addr: SocketAddr, token: &str, sshd: bool) {
+fn print_instructions(addr: SocketAddr, token: &str, client_token: &str, sshd: bool) {
     let url = format!("http://{addr}");
     println!(
         "\nuptun demo: one public port, {url}, in front of an agent serving web, tcp{}\n",
@@ -143,7 +147,7 @@ fn print_instructions(addr: SocketAddr, token: &str, sshd: bool) {
             addr.ip()
         );
         println!(
-            "          ssh -o ProxyCommand='cargo run -q -p local-agent -- connect --server {url} --token {token} ssh' $USER@localhost"
+            "          ssh -o ProxyCommand='cargo run -q -p local-agent -- connect --server {url} --token {client_token} ssh' $USER@localhost"
         );
     } else {
         println!(

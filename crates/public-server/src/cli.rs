@@ -20,7 +20,10 @@ Examples:
 
   # Then, on the machine behind NAT
   local-agent --server https://tunnel.example.com --token s3cret \\
-      --channel web=127.0.0.1:3000 --channel ssh=127.0.0.1:22";
+      --channel web=127.0.0.1:3000 --channel ssh=127.0.0.1:22
+
+  # Let clients (local-agent forward / connect) in with a token of their own
+  public-server --agent-token s3cret --client-token \"$(openssl rand -hex 16)\"";
 
 /// uptun public server: one port for agents, clients, web and TCP users.
 ///
@@ -43,7 +46,7 @@ pub struct Cli {
     )]
     pub agent_token: Option<Secret>,
 
-    /// Token clients (forward, connect) must present [default: the agent token]
+    /// Token clients (forward, connect) must present [default: none, clients are refused]
     #[arg(
         long,
         env = "UPTUN_CLIENT_TOKEN",

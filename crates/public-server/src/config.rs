@@ -11,7 +11,8 @@ use uptun_protocol::Secret;
 pub struct Config {
     /// Token agents must present (`Authorization: Bearer`).
     pub agent_token: Secret,
-    /// Token clients must present; the agent token when unset.
+    /// Token clients (`forward`, `connect`) must present; without one,
+    /// clients are refused with 403.
     pub client_token: Option<Secret>,
     /// Channel that ordinary HTTP users are routed to.
     pub http_channel: String,
@@ -48,13 +49,12 @@ impl Config {
         }
     }
 
-    /// The token a peer of this kind must present.
-    pub(crate) fn token_for(&self, kind: uptun_protocol::handshake::PeerKind) -> &Secret {
+    /// The token a peer of this kind must present; `None`: that kind of
+    /// peer is not let in at all.
+    pub(crate) fn token_for(&self, kind: uptun_protocol::handshake::PeerKind) -> Option<&Secret> {
         match kind {
-            uptun_protocol::handshake::PeerKind::Agent => &self.agent_token,
-            uptun_protocol::handshake::PeerKind::Client => {
-                self.client_token.as_ref().unwrap_or(&self.agent_token)
-            }
+            uptun_protocol::handshake::PeerKind::Agent => Some(&self.agent_token),
+            uptun_protocol::handshake::PeerKind::Client => self.client_token.as_ref(),
         }
     }
 }

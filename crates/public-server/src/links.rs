@@ -58,17 +58,23 @@ fn authorize(req: LinkRequest, state: &State) -> Result<LinkRequest, Refusal> {
         PeerKind::Agent => ("--agent-token", "UPTUN_AGENT_TOKEN"),
         PeerKind::Client => ("--client-token", "UPTUN_CLIENT_TOKEN"),
     };
+    // Clients get no token by default: one that could serve a channel is not
+    // thereby one that may open every channel.
+    let Some(expected) = state.config.token_for(req.kind) else {
+        return Err(Refusal::new(
+            403,
+            format!("this server accepts no clients (forward, connect): it was started without {flag} ({env})"),
+        ));
+    };
     match &req.token {
         None => Err(Refusal::new(
             401,
             "missing token: pass --token or set UPTUN_TOKEN",
         )),
-        Some(token) if !state.config.token_for(req.kind).matches(token.expose()) => {
-            Err(Refusal::new(
-                401,
-                format!("wrong token: use the token the server was started with ({flag} / {env})"),
-            ))
-        }
+        Some(token) if !expected.matches(token.expose()) => Err(Refusal::new(
+            401,
+            format!("wrong token: use the token the server was started with ({flag} / {env})"),
+        )),
         Some(_) => Ok(req),
     }
 }

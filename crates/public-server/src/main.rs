@@ -38,6 +38,9 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             port = local.port(),
         );
     }
+    if config.client_token.is_none() {
+        tracing::info!("no --client-token: clients (forward, connect) are refused");
+    }
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
