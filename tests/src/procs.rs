@@ -130,6 +130,8 @@ pub struct Server {
     pub token: String,
     /// `--client-token`: what `forward` and `connect` present.
     pub client_token: String,
+    /// `--admin-token`: the bearer `/_uptun/status` wants.
+    pub admin_token: String,
     /// `RUST_LOG` of the server and of the agents and clients started here.
     pub rust_log: String,
 }
@@ -151,8 +153,10 @@ impl Server {
         let id = std::process::id();
         let token = format!("test-token-{id}");
         let client_token = format!("test-client-token-{id}");
+        let admin_token = format!("test-admin-token-{id}");
         let mut args = vec!["--listen", listen, "--agent-token", &token];
         args.extend(["--client-token", &client_token]);
+        args.extend(["--admin-token", &admin_token]);
         args.extend_from_slice(extra);
         let (proc, addr) = spawn_server(&args, rust_log).await;
         Server {
@@ -160,6 +164,7 @@ impl Server {
             addr,
             token,
             client_token,
+            admin_token,
             rust_log: rust_log.to_string(),
         }
     }
@@ -191,10 +196,16 @@ impl Server {
         agent
     }
 
+    /// `GET /_uptun/status` with the admin token: (status, body).
+    pub async fn status(&self) -> std::io::Result<(u16, Vec<u8>)> {
+        let auth = format!("Authorization: Bearer {}\r\n", self.admin_token);
+        http_get_with(self.addr, "/_uptun/status", &auth).await
+    }
+
     /// Waits until the status endpoint lists each channel.
     pub async fn wait_channels(&self, names: &[&str]) {
         wait_for(&format!("channels {names:?} registered"), WAIT, || async {
-            let (_, body) = http_get(self.addr, "/_uptun/status").await.ok()?;
+            let (_, body) = self.status().await.ok()?;
             let body = String::from_utf8_lossy(&body).into_owned();
             names
                 .iter()
@@ -265,10 +276,20 @@ pub async fn connect_with_stdin(
 
 /// A minimal HTTP/1.1 GET with `Connection: close`: (status, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    http_get_with(addr, path, "").await
+}
+
+/// `http_get` with more header lines (each ending in `\r\n`).
+pub async fn http_get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+) -> std::io::Result<(u16, Vec<u8>)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\n{headers}Connection: close\r\n\r\n")
+            .as_bytes(),
     )
     .await?;
     let mut raw = Vec::new();

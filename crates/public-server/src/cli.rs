@@ -22,8 +22,10 @@ Examples:
   local-agent --server https://tunnel.example.com --token s3cret \\
       --channel web=127.0.0.1:3000 --channel ssh=127.0.0.1:22
 
-  # Let clients (local-agent forward / connect) in with a token of their own
-  public-server --agent-token s3cret --client-token \"$(openssl rand -hex 16)\"";
+  # Let clients (local-agent forward / connect) in with a token of their own,
+  # and turn on the status page for whoever holds the admin token
+  public-server --agent-token s3cret --client-token c1ient --admin-token adm1n
+  curl -H \"Authorization: Bearer adm1n\" https://tunnel.example.com/_uptun/status";
 
 /// uptun public server: one port for agents, clients, web and TCP users.
 ///
@@ -54,6 +56,15 @@ pub struct Cli {
         value_name = "TOKEN"
     )]
     pub client_token: Option<Secret>,
+
+    /// Token for GET <prefix>/status, sent as `Authorization: Bearer TOKEN` [default: none, status is off]
+    #[arg(
+        long,
+        env = "UPTUN_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<Secret>,
 
     /// Channel that ordinary HTTP users are routed to
     #[arg(
@@ -130,6 +141,7 @@ impl Cli {
             .unwrap_or_else(|| Secret::new(generate_token()));
         let mut config = Config::new(token);
         config.client_token = self.client_token;
+        config.admin_token = self.admin_token;
         config.http_channel = self.http_channel;
         config.ssh_channel = self.ssh_channel;
         config.tcp_channel = self.tcp_channel;
@@ -160,6 +172,8 @@ mod tests {
             "agent-s3cret",
             "--client-token",
             "client-s3cret",
+            "--admin-token",
+            "admin-s3cret",
         ]);
         let flags = format!("{cli:?}");
         let (config, generated) = cli.into_config();

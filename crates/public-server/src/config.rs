@@ -14,6 +14,8 @@ pub struct Config {
     /// Token clients (`forward`, `connect`) must present; without one,
     /// clients are refused with 403.
     pub client_token: Option<Secret>,
+    /// Bearer token `<prefix>/status` wants; without one, status is off.
+    pub admin_token: Option<Secret>,
     /// Channel that ordinary HTTP users are routed to.
     pub http_channel: String,
     /// Channel for raw users whose first bytes are `SSH-`.
@@ -38,6 +40,7 @@ impl Config {
         Config {
             agent_token: agent_token.into(),
             client_token: None,
+            admin_token: None,
             http_channel: "web".into(),
             ssh_channel: "ssh".into(),
             tcp_channel: "tcp".into(),
