@@ -2,7 +2,7 @@
 //! own, status needs the admin token, and no token reaches a log line.
 
 use uptun_e2e::procs::{http_get, http_get_with, spawn_server, Proc, Server};
-use uptun_e2e::targets;
+use uptun_e2e::{bounded, targets};
 
 /// Runs `local-agent connect` against `url` with `token`; returns the exit
 /// code and its log.
@@ -107,5 +107,49 @@ async fn status_wants_the_admin_token_as_a_bearer() {
     assert!(
         body.contains("secret-laptop") && body.contains("tcp"),
         "{body}"
+    );
+}
+
+/// A frame from raw bytes, not through the crate's encoder.
+fn raw_frame(kind: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.push(kind);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_newline_in_a_goaway_reason_stays_on_one_log_line() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(&[]).await;
+    let mut link = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "HEAD /_uptun/link HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nUser-Agent: uptun-agent/0.1.0\r\nAuthorization: Bearer {}\r\nUptun-Version: 1\r\nUptun-Channels: evil\r\n\r\n",
+        server.token
+    );
+    link.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let n = bounded("the 101", link.read(&mut byte)).await.unwrap();
+        assert_eq!(n, 1, "closed before answering");
+        answer.push(byte[0]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 101"));
+    const GOAWAY: u8 = 10;
+    let forged = b"bye\n2030-01-01T00:00:00Z  INFO FORGED-LINE agent link up\x1b[2J";
+    link.write_all(&raw_frame(GOAWAY, 0, forged)).await.unwrap();
+
+    let log = server.proc.wait_log("peer sent GOAWAY").await;
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("FORGED-LINE") && !l.contains("peer sent GOAWAY")),
+        "a peer wrote its own log line:\n{log}"
+    );
+    assert!(log.contains(r"bye\n2030-01-01T00:00:00Z"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "an escape sequence reached the log:\n{log}"
     );
 }

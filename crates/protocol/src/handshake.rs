@@ -295,7 +295,7 @@ impl LinkRequest {
             window,
             name: head
                 .header("uptun-name")
-                .map(|n| n.chars().take(64).collect()),
+                .map(|n| crate::text::sanitize(&n.chars().take(64).collect::<String>())),
         })
     }
 }
@@ -342,12 +342,16 @@ pub async fn read_answer<R: AsyncRead + Unpin>(
                         .unwrap_or(DEFAULT_WINDOW);
                     LinkAnswer::Accepted { window }
                 } else {
-                    let reason = header("uptun-reason").unwrap_or_else(|| {
-                        format!(
-                            "the server answered {status} {} (is it an uptun public-server?)",
-                            resp.reason.unwrap_or("")
-                        )
-                    });
+                    // The server's words: printed by the agent, so made one line.
+                    let reason = header("uptun-reason").map_or_else(
+                        || {
+                            format!(
+                                "the server answered {status} {} (is it an uptun public-server?)",
+                                crate::text::sanitize(resp.reason.unwrap_or(""))
+                            )
+                        },
+                        |r| crate::text::sanitize(&r),
+                    );
                     LinkAnswer::Refused(Refusal { status, reason })
                 };
                 bytes::Buf::advance(buf, len);
@@ -413,6 +417,16 @@ mod tests {
             assert!(shown.contains("***"), "{shown}");
         }
         assert_eq!(head.bearer_token(), Some("s3cret"));
+    }
+
+    #[test]
+    fn the_agent_name_is_made_one_line() {
+        // httparse lets bytes >= 0x80 through; U+0085 (NEL) ends a line in
+        // some log viewers.
+        let raw = "HEAD / HTTP/1.1\r\nUpgrade: tcp\r\nUser-Agent: uptun-agent/1\r\nUptun-Version: 1\r\nUptun-Channels: web\r\nUptun-Name: lap\u{85}top\r\n\r\n";
+        let head = parse_request_head(raw.as_bytes()).unwrap().unwrap();
+        let req = LinkRequest::from_head(&head, PeerKind::Agent).unwrap();
+        assert_eq!(req.name.as_deref(), Some("lap\\u{85}top"));
     }
 
     #[test]

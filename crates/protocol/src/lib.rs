@@ -13,6 +13,7 @@ pub mod handshake;
 mod mux;
 mod relay;
 mod secret;
+mod text;
 
 pub use codec::FrameCodec;
 pub use error::{ProtocolError, StreamError};
@@ -23,6 +24,7 @@ pub use frame::{
 pub use mux::{spawn as spawn_link, Config, Incoming, IncomingStream, LinkHandle, MuxStream, Role};
 pub use relay::{bridge, relay, RelayError, RelayStats};
 pub use secret::Secret;
+pub use text::{sanitize, MAX_PEER_TEXT};
 
 /// The version of the protocol spoken by this crate, sent as `Uptun-Version`.
 pub const PROTOCOL_VERSION: u32 = 1;
