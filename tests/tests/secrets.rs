@@ -153,3 +153,88 @@ async fn a_forged_newline_in_a_goaway_reason_stays_on_one_log_line() {
         "an escape sequence reached the log:\n{log}"
     );
 }
+
+/// Sends `data` to `addr`, half-closes, and reads until the peer closes.
+async fn echo_through(addr: std::net::SocketAddr, data: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(data).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    bounded("the echo", s.read_to_end(&mut back)).await.unwrap();
+    back
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_token_reaches_a_log_line_at_trace_level() {
+    let echo = targets::echo().await;
+    let server = Server::start_logged("127.0.0.1:0", "trace", &[]).await;
+    let agent = server.agent(&[format!("tcp={echo}")]).await;
+
+    // A client through `forward`, on a port the OS picks.
+    let forward = server.client("forward", &["127.0.0.1:0=tcp"]);
+    let log = forward.wait_log("forwarding").await;
+    let listen = log
+        .split("listen=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .expect("the forward's listening address in its log");
+    let data = b"through forward, client link and agent link".to_vec();
+    assert_eq!(echo_through(listen, &data).await, data);
+    // And a raw user straight on the public port.
+    assert_eq!(echo_through(server.addr, &data).await, data);
+    let (status, _) = server.status().await.unwrap();
+    assert_eq!(status, 200);
+
+    // Wrong tokens are refused and are not logged either.
+    let wrong = "wrong-token-that-must-not-be-logged";
+    let url = server.url();
+    let mut bad_agent = Proc::spawn_logged(
+        "local-agent",
+        &[
+            "--server",
+            &url,
+            "--token",
+            wrong,
+            "--channel",
+            "x=127.0.0.1:9",
+        ],
+        "trace",
+    );
+    assert_eq!(bad_agent.wait_exit().await, Some(2));
+    let mut bad_client = Proc::spawn_logged(
+        "local-agent",
+        &["connect", "--server", &url, "--token", wrong, "tcp"],
+        "trace",
+    );
+    assert_eq!(bad_client.wait_exit().await, Some(2));
+    server.proc.wait_log("wrong token").await;
+
+    let logs = [
+        ("server", server.proc.log()),
+        ("agent", agent.log()),
+        ("forward", forward.log()),
+        ("refused agent", bad_agent.log()),
+        ("refused client", bad_client.log()),
+    ];
+    // The level took, and the link requests were logged, token hidden.
+    for (who, log) in &logs[..3] {
+        assert!(log.contains("TRACE"), "{who}:\n{log}");
+        assert!(log.contains("***"), "{who}:\n{log}");
+    }
+    assert!(logs[0].1.contains("DEBUG") && logs[0].1.contains("(\"Authorization\", \"***\")"));
+    for (who, log) in &logs {
+        for secret in [
+            &server.token,
+            &server.client_token,
+            &server.admin_token,
+            wrong,
+        ] {
+            assert!(
+                !log.contains(secret),
+                "the {who} log holds a token ({secret}):\n{log}"
+            );
+        }
+    }
+}

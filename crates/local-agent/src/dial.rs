@@ -113,6 +113,8 @@ pub(crate) async fn dial(p: LinkParams<'_>) -> Result<Dialed, DialError> {
             window: p.window,
             name: p.name,
         };
+        // Debug shows the token as ***.
+        tracing::trace!(?request, "sending the link request");
         socket
             .write_all(request.to_http().as_bytes())
             .await

@@ -22,6 +22,8 @@ pub(crate) async fn serve(
     mut buf: BytesMut,
     state: Arc<State>,
 ) {
+    // For debugging routers that rewrite heads; Debug shows the token as ***.
+    tracing::trace!(?head, "link request");
     let req = match LinkRequest::from_head(&head, kind).and_then(|req| authorize(req, &state)) {
         Ok(req) => req,
         Err(refusal) => {
