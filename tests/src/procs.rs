@@ -49,12 +49,18 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Starts `name` with `RUST_LOG=info`.
     pub fn spawn(name: &str, args: &[&str]) -> Proc {
+        Self::spawn_logged(name, args, "info")
+    }
+
+    /// Starts `name` with `RUST_LOG` set to `rust_log` (`trace`, `debug`, …).
+    pub fn spawn_logged(name: &str, args: &[&str], rust_log: &str) -> Proc {
         let dir = tempdir::Dir::new();
         let log = dir.path().join(format!("{name}.log"));
         let child = Command::new(bin(name))
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -133,29 +139,47 @@ impl Drop for Proc {
 pub struct Server {
     pub proc: Proc,
     pub addr: SocketAddr,
+    /// `--agent-token`: what agents present.
     pub token: String,
+    /// `--client-token`: what `forward` and `connect` present.
+    pub client_token: String,
+    /// `--admin-token`: the bearer `/_uptun/status` wants.
+    pub admin_token: String,
+    /// `RUST_LOG` of the server and of the agents and clients started here.
+    pub rust_log: String,
 }
 
 impl Server {
-    /// Starts `public-server --listen 127.0.0.1:0` with a fresh token and `extra` flags.
+    /// Starts `public-server --listen 127.0.0.1:0` with fresh tokens and `extra` flags.
     pub async fn start(extra: &[&str]) -> Server {
         Self::start_on("127.0.0.1:0", extra).await
     }
 
     /// Starts a server on a given address (to restart one on the port it had).
     pub async fn start_on(listen: &str, extra: &[&str]) -> Server {
-        let token = format!("test-token-{}", std::process::id());
+        Self::start_logged(listen, "info", extra).await
+    }
+
+    /// Like `start_on`, with `RUST_LOG` for the server and for every agent
+    /// and client started through it.
+    pub async fn start_logged(listen: &str, rust_log: &str, extra: &[&str]) -> Server {
+        let id = std::process::id();
+        let token = format!("test-token-{id}");
+        let client_token = format!("test-client-token-{id}");
+        let admin_token = format!("test-admin-token-{id}");
         let mut args = vec!["--listen", listen, "--agent-token", &token];
+        args.extend(["--client-token", &client_token]);
+        args.extend(["--admin-token", &admin_token]);
         args.extend_from_slice(extra);
-        let proc = Proc::spawn("public-server", &args);
-        let log = proc.wait_log("listening addr=").await;
-        let addr = log
-            .split("listening addr=")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .expect("listening address in the server log");
-        Server { proc, addr, token }
+        let (proc, addr) = spawn_server(&args, rust_log).await;
+        Server {
+            proc,
+            addr,
+            token,
+            client_token,
+            admin_token,
+            rust_log: rust_log.to_string(),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -176,7 +200,7 @@ impl Server {
             args.extend(["--channel", c.as_str()]);
         }
         args.extend_from_slice(extra);
-        let agent = Proc::spawn("local-agent", &args);
+        let agent = Proc::spawn_logged("local-agent", &args, &self.rust_log);
         let names: Vec<&str> = channels
             .iter()
             .map(|c| c.split('=').next().unwrap())
@@ -189,16 +213,22 @@ impl Server {
     pub async fn wait_agents(&self, n: usize) {
         let want = format!("agents: {n}\n");
         wait_for(&format!("{n} agent links"), WAIT, || async {
-            let (_, body) = http_get(self.addr, "/_uptun/status").await.ok()?;
+            let (_, body) = self.status().await.ok()?;
             String::from_utf8_lossy(&body).contains(&want).then_some(())
         })
         .await
     }
 
+    /// `GET /_uptun/status` with the admin token: (status, body).
+    pub async fn status(&self) -> std::io::Result<(u16, Vec<u8>)> {
+        let auth = format!("Authorization: Bearer {}\r\n", self.admin_token);
+        http_get_with(self.addr, "/_uptun/status", &auth).await
+    }
+
     /// Waits until the status endpoint lists each channel.
     pub async fn wait_channels(&self, names: &[&str]) {
         wait_for(&format!("channels {names:?} registered"), WAIT, || async {
-            let (_, body) = http_get(self.addr, "/_uptun/status").await.ok()?;
+            let (_, body) = self.status().await.ok()?;
             let body = String::from_utf8_lossy(&body).into_owned();
             names
                 .iter()
@@ -208,7 +238,7 @@ impl Server {
         .await
     }
 
-    /// Runs `local-agent SUBCOMMAND --server … --token …` with more arguments.
+    /// Runs `local-agent SUBCOMMAND --server … --token CLIENT_TOKEN` with more arguments.
     pub fn client(&self, subcommand: &str, more: &[&str]) -> Proc {
         let url = self.url();
         let mut args = vec![
@@ -216,11 +246,26 @@ impl Server {
             "--server",
             url.as_str(),
             "--token",
-            self.token.as_str(),
+            self.client_token.as_str(),
         ];
         args.extend_from_slice(more);
-        Proc::spawn("local-agent", &args)
+        Proc::spawn_logged("local-agent", &args, &self.rust_log)
     }
+}
+
+/// Starts `public-server ARGS` and waits for its `listening` line; returns
+/// the process and the address it bound. For servers `Server::start` cannot
+/// describe (no client token, say).
+pub async fn spawn_server(args: &[&str], rust_log: &str) -> (Proc, SocketAddr) {
+    let proc = Proc::spawn_logged("public-server", args, rust_log);
+    let log = proc.wait_log("listening addr=").await;
+    let addr = log
+        .split("listening addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .expect("listening address in the server log");
+    (proc, addr)
 }
 
 /// Runs `local-agent connect --server URL --token TOKEN CHANNEL` with `input`
@@ -254,10 +299,20 @@ pub async fn connect_with_stdin(
 
 /// A minimal HTTP/1.1 GET with `Connection: close`: (status, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    http_get_with(addr, path, "").await
+}
+
+/// `http_get` with more header lines (each ending in `\r\n`).
+pub async fn http_get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+) -> std::io::Result<(u16, Vec<u8>)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\n{headers}Connection: close\r\n\r\n")
+            .as_bytes(),
     )
     .await?;
     let mut raw = Vec::new();

@@ -69,7 +69,7 @@ async fn a_refusing_or_mute_member_costs_a_retry_not_the_user() {
 
 /// Agent link stream counts from the status page, in order of listing.
 async fn streams_per_agent(server: &Server) -> Vec<usize> {
-    let (_, body) = http_get(server.addr, "/_uptun/status").await.unwrap();
+    let (_, body) = server.status().await.unwrap();
     String::from_utf8_lossy(&body)
         .lines()
         .filter_map(|l| {

@@ -44,7 +44,7 @@ async fn agent_users_and_clients_all_pass_through_nginx() {
     // A `connect` client through the router, half-closing stdin.
     let data = pattern(12, 2 << 20);
     let want = format!("{} {}\n", data.len(), sha256_hex(&data));
-    let out = connect_with_stdin(&router.url(), &server.token, "tcp", data).await;
+    let out = connect_with_stdin(&router.url(), &server.client_token, "tcp", data).await;
     assert!(
         out.status.success(),
         "{}",

@@ -17,7 +17,7 @@ async fn ssh_echo_ok_through_proxycommand_and_directly() {
         "{} connect --server {} --token {} ssh",
         bin("local-agent").display(),
         server.url(),
-        server.token
+        server.client_token
     );
     let proxied = sshd.ssh(&[
         "-o",

@@ -80,7 +80,7 @@ async fn half_closed_users_get_the_whole_reply() {
     assert_eq!(String::from_utf8_lossy(&got), want);
 
     // Through `local-agent connect`: stdin EOF is the half-close.
-    let out = connect_with_stdin(&server.url(), &server.token, "tcp", data).await;
+    let out = connect_with_stdin(&server.url(), &server.client_token, "tcp", data).await;
     assert!(
         out.status.success(),
         "connect failed: {}",
@@ -217,7 +217,7 @@ async fn an_agent_with_two_links_gets_streams_on_both_and_data_intact() {
         .agent_with(&[format!("tcp={echo}")], &["--links", "2"])
         .await;
     wait_for("two agent links", WAIT, || async {
-        let (_, body) = http_get(server.addr, "/_uptun/status").await.ok()?;
+        let (_, body) = server.status().await.ok()?;
         String::from_utf8_lossy(&body)
             .contains("agents: 2\n")
             .then_some(())
@@ -236,7 +236,7 @@ async fn an_agent_with_two_links_gets_streams_on_both_and_data_intact() {
         assert_eq!(back, [0, i]);
         users.push(socket);
     }
-    let (_, body) = http_get(server.addr, "/_uptun/status").await.unwrap();
+    let (_, body) = server.status().await.unwrap();
     let body = String::from_utf8_lossy(&body).into_owned();
     let per_link: Vec<&str> = body
         .lines()

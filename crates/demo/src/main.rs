@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unknown argument {other:?}\n\n{HELP}"),
         }
     }
-    uptun_protocol::cli_support::init_logging(Default::default());
+    uptun_cli::init_logging(Default::default());
 
     let public = match listen {
         Some(addr) => TcpListener::bind(&addr)
@@ -62,7 +62,13 @@ async fn main() -> anyhow::Result<()> {
         channels.push(("ssh".to_string(), Target::Tcp("127.0.0.1:22".into())));
     }
 
+    // Clients (connect, forward) get a token of their own: the server lets
+    // none in without one. So does the status page, which is off without one.
+    let client_token = public_server::generate_token();
+    let admin_token = public_server::generate_token();
     let mut config = public_server::Config::new(token.clone());
+    config.client_token = Some(client_token.clone().into());
+    config.admin_token = Some(admin_token.clone().into());
     config.connect_timeout = Duration::from_secs(5);
     tokio::spawn(public_server::run(public, config, shutdown.clone()));
     let server_url: local_agent::ServerUrl = format!("http://{addr}")
@@ -74,15 +80,21 @@ async fn main() -> anyhow::Result<()> {
 
     let body = fetch_through_tunnel(addr).await?;
     if check {
+        let bearer = format!("Authorization: Bearer {admin_token}\r\n");
+        let status = get(addr, "/_uptun/status", &bearer).await?;
+        anyhow::ensure!(
+            status.contains("demo-agent"),
+            "the status page does not list the agent: {status}"
+        );
         println!(
-            "ok: the sample page came through the tunnel at http://{addr}/ ({} bytes)",
+            "ok: the sample page came through the tunnel at http://{addr}/ ({} bytes); status lists the agent",
             body.len()
         );
         shutdown.cancel();
         let _ = agent_task.await;
         return Ok(());
     }
-    print_instructions(addr, &token, sshd);
+    print_instructions(addr, [&token, &client_token, &admin_token], sshd);
     tokio::signal::ctrl_c().await?;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(3), agent_task).await;
@@ -93,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
 async fn fetch_through_tunnel(addr: SocketAddr) -> anyhow::Result<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        if let Ok(body) = get(addr, "/").await {
+        if let Ok(body) = get(addr, "/", "").await {
             if body.contains("uptun") {
                 return Ok(body);
             }
@@ -106,10 +118,12 @@ async fn fetch_through_tunnel(addr: SocketAddr) -> anyhow::Result<String> {
     }
 }
 
-async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+/// GET with `headers` (each line ending in `\r\n`); the whole response of a 200.
+async fn get(addr: SocketAddr, path: &str, headers: &str) -> anyhow::Result<String> {
     let mut s = TcpStream::connect(addr).await?;
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: demo\r\n{headers}Connection: close\r\n\r\n")
+            .as_bytes(),
     )
     .await?;
     let mut raw = String::new();
@@ -122,7 +136,9 @@ async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     Ok(raw)
 }
 
-fn print_instructions(addr: SocketAddr, token: &str, sshd: bool) {
+/// `tokens`: agent, client and admin token.
+fn print_instructions(addr: SocketAddr, tokens: [&str; 3], sshd: bool) {
+    let [token, client_token, admin_token] = tokens;
     let url = format!("http://{addr}");
     println!(
         "\nuptun demo: one public port, {url}, in front of an agent serving web, tcp{}\n",
@@ -135,7 +151,7 @@ fn print_instructions(addr: SocketAddr, token: &str, sshd: bool) {
         addr.ip(),
         addr.port()
     );
-    println!("  status  curl {url}/_uptun/status");
+    println!("  status  curl -H 'Authorization: Bearer {admin_token}' {url}/_uptun/status");
     if sshd {
         println!(
             "  ssh     ssh -p {} $USER@{}              (routed by its SSH- banner)",
@@ -143,7 +159,7 @@ fn print_instructions(addr: SocketAddr, token: &str, sshd: bool) {
             addr.ip()
         );
         println!(
-            "          ssh -o ProxyCommand='cargo run -q -p local-agent -- connect --server {url} --token {token} ssh' $USER@localhost"
+            "          ssh -o ProxyCommand='cargo run -q -p local-agent -- connect --server {url} --token {client_token} ssh' $USER@localhost"
         );
     } else {
         println!(

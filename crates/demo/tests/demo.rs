@@ -16,7 +16,8 @@ fn the_demo_serves_its_page_through_the_tunnel() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.starts_with("ok: the sample page came through the tunnel"),
+        stdout.starts_with("ok: the sample page came through the tunnel")
+            && stdout.contains("status lists the agent"),
         "{stdout}"
     );
 }

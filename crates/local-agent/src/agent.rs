@@ -8,17 +8,17 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uptun_protocol::handshake::{PeerKind, Refusal};
-use uptun_protocol::{spawn_link, IncomingStream, Role};
+use uptun_protocol::{spawn_link, IncomingStream, Role, Secret};
 
 use crate::backoff::Backoff;
 use crate::dial::{dial, DialError, LinkParams, ServerUrl};
 use crate::target::Target;
 
-/// Everything an agent needs.
+/// Everything an agent needs. `{:?}` shows the token as `***`.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     pub server: ServerUrl,
-    pub token: String,
+    pub token: Secret,
     /// Channel name → target, in the order given.
     pub channels: Vec<(String, Target)>,
     /// Shown in the server's logs and status page.
@@ -36,7 +36,7 @@ pub struct AgentConfig {
 impl AgentConfig {
     pub fn new(
         server: ServerUrl,
-        token: impl Into<String>,
+        token: impl Into<Secret>,
         channels: Vec<(String, Target)>,
     ) -> Self {
         AgentConfig {

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use uptun_protocol::cli_support::{parse_duration, LinkArgs};
+use uptun_cli::{duration_in, LinkArgs};
+use uptun_protocol::Secret;
 
 use crate::client::ForwardSpec;
 use crate::dial::ServerUrl;
@@ -51,8 +52,9 @@ pub struct Cli {
           value_parser = clap::value_parser!(u16).range(1..=16))]
     pub links: u16,
 
-    /// How long dialing a target may take before the stream is refused
-    #[arg(long, env = "UPTUN_TARGET_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    /// How long dialing a target may take before the stream is refused, 100ms to 10m
+    #[arg(long, env = "UPTUN_TARGET_TIMEOUT", default_value = "10s", value_name = "DURATION",
+          value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
     pub target_timeout: Duration,
 
     #[command(subcommand)]
@@ -80,7 +82,7 @@ pub struct Common {
         hide_env_values = true,
         global = true
     )]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
 
     #[command(flatten)]
     pub link: LinkArgs,
@@ -121,7 +123,7 @@ fn parse_channel(s: &str) -> Result<(String, crate::Target), String> {
 
 impl Common {
     /// --server and --token, or a message saying how to give them.
-    pub fn server_and_token(&self) -> Result<(ServerUrl, String), String> {
+    pub fn server_and_token(&self) -> Result<(ServerUrl, Secret), String> {
         let server = self.server.clone().ok_or(
             "--server is required (or set UPTUN_SERVER), as in --server http://tunnel.example.com",
         )?;
@@ -129,5 +131,38 @@ impl Common {
             "--token is required (or set UPTUN_TOKEN): the public server printed it at start",
         )?;
         Ok((server, token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_flags_and_configs_hides_the_token() {
+        let cli = Cli::parse_from([
+            "local-agent",
+            "--server",
+            "http://127.0.0.1:1",
+            "--token",
+            "s3cret",
+            "--channel",
+            "web=127.0.0.1:1",
+        ]);
+        let (server, token) = cli.common.server_and_token().unwrap();
+        let agent = crate::AgentConfig::new(server.clone(), token.clone(), Vec::new());
+        let client = crate::ClientConfig {
+            server,
+            token,
+            mux: Default::default(),
+        };
+        for shown in [
+            format!("{cli:?}"),
+            format!("{agent:?}"),
+            format!("{client:#?}"),
+        ] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
+        }
     }
 }

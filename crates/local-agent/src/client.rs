@@ -8,15 +8,15 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 use uptun_protocol::handshake::PeerKind;
-use uptun_protocol::{abort_tcp, relay, relay_tcp, spawn_link, LinkHandle, Role};
+use uptun_protocol::{abort_tcp, relay, relay_tcp, spawn_link, LinkHandle, Role, Secret};
 
 use crate::dial::{dial, DialError, LinkParams, ServerUrl};
 
-/// How a client reaches the server.
+/// How a client reaches the server. `{:?}` shows the token as `***`.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub server: ServerUrl,
-    pub token: String,
+    pub token: Secret,
     pub mux: uptun_protocol::Config,
 }
 

@@ -8,7 +8,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use uptun_protocol::handshake::{read_answer, LinkAnswer, LinkRequest, PeerKind, Refusal};
-use uptun_protocol::PROTOCOL_VERSION;
+use uptun_protocol::{Secret, PROTOCOL_VERSION};
 
 /// Where the public server is: `http://host:port` (or just `host:port`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +87,7 @@ pub(crate) struct Dialed {
 /// Parameters of one link request.
 pub(crate) struct LinkParams<'a> {
     pub url: &'a ServerUrl,
-    pub token: &'a str,
+    pub token: &'a Secret,
     pub kind: PeerKind,
     pub channels: Vec<String>,
     pub window: u32,
@@ -107,12 +107,14 @@ pub(crate) async fn dial(p: LinkParams<'_>) -> Result<Dialed, DialError> {
         let request = LinkRequest {
             kind: p.kind,
             host: p.url.host.clone(),
-            token: Some(p.token.to_string()),
+            token: Some(p.token.clone()),
             version: PROTOCOL_VERSION,
             channels: p.channels,
             window: p.window,
             name: p.name,
         };
+        // Debug shows the token as ***.
+        tracing::trace!(?request, "sending the link request");
         socket
             .write_all(request.to_http().as_bytes())
             .await

@@ -16,4 +16,5 @@ pub use cli::{Cli, Command, Common};
 pub use client::{connect, forward, ClientConfig, ForwardSpec};
 pub use dial::{DialError, ServerUrl};
 pub use target::Target;
-pub use uptun_protocol::cli_support::init_logging;
+pub use uptun_cli::init_logging;
+pub use uptun_protocol::Secret;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    uptun_protocol::cli_support::tune_allocator();
+    uptun_cli::tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.common.link.log_format);
     let (server, token) = match cli.common.server_and_token() {
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         let trigger = shutdown.clone();
         tokio::spawn(async move {
-            uptun_protocol::cli_support::shutdown_signal().await;
+            uptun_cli::shutdown_signal().await;
             trigger.cancel();
         });
         match cli.command {

@@ -74,3 +74,42 @@ fn missing_and_malformed_flags_say_what_to_do() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
 }
+
+#[test]
+fn out_of_range_link_flags_exit_2_on_every_command() {
+    for cmd in [&[][..], &["forward", "8080=web"], &["connect", "ssh"]] {
+        for (flag, value, needle) in [
+            ("--ping-interval", "0", "use 100ms to 50s"),
+            ("--ping-interval", "1m", "use 100ms to 50s"),
+            ("--ping-misses", "1", "2..=10"),
+            ("--window", "0", "16384..="),
+        ] {
+            let mut args = cmd.to_vec();
+            args.extend(["--server", "http://127.0.0.1:1", "--token", "t"]);
+            args.extend(["--channel", "web=127.0.0.1:1", flag, value]);
+            if !cmd.is_empty() {
+                // --channel belongs to the agent, not to its subcommands.
+                args.retain(|a| *a != "--channel" && *a != "web=127.0.0.1:1");
+            }
+            let out = agent(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(
+                err.contains(flag) && err.contains(needle),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    let out = agent(&[
+        "--server",
+        "http://127.0.0.1:1",
+        "--token",
+        "t",
+        "--channel",
+        "web=127.0.0.1:1",
+        "--target-timeout",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use 100ms to 600s"));
+}

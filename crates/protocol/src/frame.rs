@@ -160,9 +160,10 @@ impl Frame {
         }
     }
 
-    /// The payload of a reason-carrying frame, as text.
+    /// The payload of a reason-carrying frame, as text fit for a log line
+    /// (the peer wrote it: control characters escaped, length capped).
     pub fn reason(&self) -> String {
-        String::from_utf8_lossy(&self.payload).into_owned()
+        crate::text::sanitize(&String::from_utf8_lossy(&self.payload))
     }
 
     /// The increment of a WINDOW frame.
@@ -204,7 +205,8 @@ pub fn decode_open(payload: &[u8]) -> Result<(String, String), ProtocolError> {
     if !valid_channel_name(channel) {
         return Err(bad("invalid channel name"));
     }
-    let peer = String::from_utf8_lossy(&rest[len..]).into_owned();
+    // The address is the peer's word, and it is logged.
+    let peer = crate::text::sanitize(&String::from_utf8_lossy(&rest[len..]));
     Ok((channel.to_string(), peer))
 }
 
@@ -261,6 +263,18 @@ mod tests {
         assert!(!valid_channel_name(""));
         assert!(!valid_channel_name("a b"));
         assert!(!valid_channel_name(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn peer_text_in_frames_is_one_line() {
+        let f = Frame::new(
+            FrameType::GoAway,
+            0,
+            Bytes::from_static(b"bye\nFORGED line"),
+        );
+        assert_eq!(f.reason(), "bye\\nFORGED line");
+        let (_, peer) = decode_open(&encode_open("web", "1.2.3.4:5\r\nFORGED")).unwrap();
+        assert_eq!(peer, "1.2.3.4:5\\r\\nFORGED");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::PROTOCOL_VERSION;
+use crate::{Secret, PROTOCOL_VERSION};
 
 /// The longest request or response head we read. Longer is a 431.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -42,8 +42,8 @@ impl PeerKind {
     }
 }
 
-/// A parsed HTTP request head.
-#[derive(Debug, Clone)]
+/// A parsed HTTP request head. Its `Debug` hides `Authorization` values.
+#[derive(Clone)]
 pub struct RequestHead {
     pub method: String,
     pub path: String,
@@ -59,7 +59,32 @@ pub enum HeadError {
     Malformed(String),
 }
 
+impl std::fmt::Debug for RequestHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let secret = n.eq_ignore_ascii_case("authorization");
+                (n.as_str(), if secret { "***" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("RequestHead")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &headers)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 impl RequestHead {
+    /// The token of an `Authorization: Bearer TOKEN` header, if any.
+    pub fn bearer_token(&self) -> Option<&str> {
+        let (scheme, rest) = self.header("authorization")?.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    }
+
     /// The first header with this name, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -128,7 +153,7 @@ pub struct LinkRequest {
     pub kind: PeerKind,
     /// `Host` to send; routers in front of the server need it.
     pub host: String,
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     pub version: u32,
     /// Channels an agent serves (empty for clients).
     pub channels: Vec<String>,
@@ -199,7 +224,7 @@ impl LinkRequest {
             self.window
         );
         if let Some(token) = &self.token {
-            out.push_str(&format!("Authorization: Bearer {token}\r\n"));
+            out.push_str(&format!("Authorization: Bearer {}\r\n", token.expose()));
         }
         if !self.channels.is_empty() {
             out.push_str(&format!("Uptun-Channels: {}\r\n", self.channels.join(", ")));
@@ -241,13 +266,7 @@ impl LinkRequest {
                 }
             },
         };
-        let token = head.header("authorization").and_then(|v| {
-            let v = v.trim();
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| rest.trim().to_string())
-        });
+        let token = head.bearer_token().map(Secret::from);
         let channels: Vec<String> = head
             .headers
             .iter()
@@ -277,7 +296,7 @@ impl LinkRequest {
             window,
             name: head
                 .header("uptun-name")
-                .map(|n| n.chars().take(64).collect()),
+                .map(|n| crate::text::sanitize(&n.chars().take(64).collect::<String>())),
         })
     }
 }
@@ -324,12 +343,16 @@ pub async fn read_answer<R: AsyncRead + Unpin>(
                         .unwrap_or(DEFAULT_WINDOW);
                     LinkAnswer::Accepted { window }
                 } else {
-                    let reason = header("uptun-reason").unwrap_or_else(|| {
-                        format!(
-                            "the server answered {status} {} (is it an uptun public-server?)",
-                            resp.reason.unwrap_or("")
-                        )
-                    });
+                    // The server's words: printed by the agent, so made one line.
+                    let reason = header("uptun-reason").map_or_else(
+                        || {
+                            format!(
+                                "the server answered {status} {} (is it an uptun public-server?)",
+                                crate::text::sanitize(resp.reason.unwrap_or(""))
+                            )
+                        },
+                        |r| crate::text::sanitize(&r),
+                    );
                     LinkAnswer::Refused(Refusal { status, reason })
                 };
                 bytes::Buf::advance(buf, len);
@@ -355,114 +378,5 @@ pub async fn read_answer<R: AsyncRead + Unpin>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn agent_request() -> LinkRequest {
-        LinkRequest {
-            kind: PeerKind::Agent,
-            host: "tunnel.example.com".into(),
-            token: Some("s3cret".into()),
-            version: PROTOCOL_VERSION,
-            channels: vec!["ssh".into(), "web".into()],
-            window: DEFAULT_WINDOW,
-            name: Some("laptop".into()),
-        }
-    }
-
-    #[test]
-    fn request_round_trip() {
-        let req = agent_request();
-        let head = parse_request_head(req.to_http().as_bytes())
-            .unwrap()
-            .unwrap();
-        assert_eq!(head.link_kind(), Some(PeerKind::Agent));
-        assert_eq!(LinkRequest::from_head(&head, PeerKind::Agent).unwrap(), req);
-    }
-
-    #[test]
-    fn rewritten_headers_still_match() {
-        let raw = "GET /x HTTP/1.1\r\nuser-agent: UPTUN-CLIENT/9\r\nconnection: keep-alive, upgrade\r\nHOST: h\r\nupgrade: TCP\r\nuptun-version: 1\r\n\r\n";
-        let head = parse_request_head(raw.as_bytes()).unwrap().unwrap();
-        assert_eq!(head.link_kind(), Some(PeerKind::Client));
-        let req = LinkRequest::from_head(&head, PeerKind::Client).unwrap();
-        assert_eq!(req.token, None);
-    }
-
-    #[test]
-    fn ordinary_head_request_is_not_a_link() {
-        let raw = "HEAD / HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8.0\r\n\r\n";
-        let head = parse_request_head(raw.as_bytes()).unwrap().unwrap();
-        assert_eq!(head.link_kind(), None);
-        let raw = "HEAD / HTTP/1.1\r\nHost: x\r\nUser-Agent: uptun-agent/1\r\n\r\n";
-        assert_eq!(
-            parse_request_head(raw.as_bytes())
-                .unwrap()
-                .unwrap()
-                .link_kind(),
-            None
-        );
-    }
-
-    #[test]
-    fn refusals_for_bad_requests() {
-        let check = |extra: &str, status: u16| {
-            let raw = format!(
-                "HEAD / HTTP/1.1\r\nUpgrade: tcp\r\nUser-Agent: uptun-agent/1\r\n{extra}\r\n"
-            );
-            let head = parse_request_head(raw.as_bytes()).unwrap().unwrap();
-            let err = LinkRequest::from_head(&head, PeerKind::Agent).unwrap_err();
-            assert_eq!(err.status, status, "{extra:?}: {}", err.reason);
-        };
-        check("Uptun-Channels: web\r\n", 400);
-        check("Uptun-Version: 2\r\nUptun-Channels: web\r\n", 426);
-        check("Uptun-Version: 1\r\n", 400);
-        check("Uptun-Version: 1\r\nUptun-Channels: we b\r\n", 400);
-        check(
-            "Uptun-Version: 1\r\nUptun-Channels: web\r\nUptun-Window: 5\r\n",
-            400,
-        );
-    }
-
-    #[test]
-    fn oversized_and_garbage_heads() {
-        let mut raw = b"GET / HTTP/1.1\r\nX: ".to_vec();
-        raw.resize(MAX_HEAD + 10, b'a');
-        assert_eq!(parse_request_head(&raw).unwrap_err(), HeadError::TooLarge);
-        assert!(matches!(
-            parse_request_head(b"\x00\x01\x02 garbage\r\n\r\n"),
-            Err(HeadError::Malformed(_))
-        ));
-        assert!(parse_request_head(b"GET / HT").unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn answers_are_read_in_tiny_pieces() {
-        let (mut a, mut b) = tokio::io::duplex(7);
-        let refusal = Refusal::new(401, "wrong token");
-        let wire = refusal.to_http();
-        tokio::spawn(
-            async move { tokio::io::AsyncWriteExt::write_all(&mut a, wire.as_bytes()).await },
-        );
-        let mut buf = BytesMut::new();
-        assert_eq!(
-            read_answer(&mut b, &mut buf).await.unwrap(),
-            LinkAnswer::Refused(refusal)
-        );
-
-        let (mut a, mut b) = tokio::io::duplex(5);
-        let wire = format!("{}FRAMES", accept_response(65536));
-        tokio::spawn(
-            async move { tokio::io::AsyncWriteExt::write_all(&mut a, wire.as_bytes()).await },
-        );
-        let mut buf = BytesMut::new();
-        assert_eq!(
-            read_answer(&mut b, &mut buf).await.unwrap(),
-            LinkAnswer::Accepted { window: 65536 }
-        );
-        while buf.len() < 6 {
-            b.read_buf(&mut buf).await.unwrap();
-        }
-        assert_eq!(&buf[..], b"FRAMES");
-    }
-}
+#[path = "handshake_tests.rs"]
+mod tests;

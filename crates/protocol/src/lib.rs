@@ -4,16 +4,16 @@
 //!
 //! The format is specified in `docs/protocol.md`; this crate is its reference
 //! implementation and is shared by `public-server` and `local-agent`.
-// One `unsafe` call in the crate: `mallopt` in `cli_support::tune_allocator`.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
-pub mod cli_support;
 mod codec;
 mod error;
 mod frame;
 pub mod handshake;
 mod mux;
 mod relay;
+mod secret;
+mod text;
 
 pub use codec::FrameCodec;
 pub use error::{ProtocolError, StreamError};
@@ -23,6 +23,8 @@ pub use frame::{
 };
 pub use mux::{spawn as spawn_link, Config, Incoming, IncomingStream, LinkHandle, MuxStream, Role};
 pub use relay::{abort_split, abort_tcp, bridge, relay, relay_tcp, RelayError, RelayStats};
+pub use secret::Secret;
+pub use text::{sanitize, MAX_PEER_TEXT};
 
 /// The version of the protocol spoken by this crate, sent as `Uptun-Version`.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use clap::Parser;
-use uptun_protocol::cli_support::parse_duration;
-pub use uptun_protocol::cli_support::{init_logging, LinkArgs, LogFormat};
+use uptun_cli::duration_in;
+pub use uptun_cli::{init_logging, LinkArgs, LogFormat};
+use uptun_protocol::Secret;
 
 use crate::config::Config;
 
@@ -19,7 +20,12 @@ Examples:
 
   # Then, on the machine behind NAT
   local-agent --server https://tunnel.example.com --token s3cret \\
-      --channel web=127.0.0.1:3000 --channel ssh=127.0.0.1:22";
+      --channel web=127.0.0.1:3000 --channel ssh=127.0.0.1:22
+
+  # Let clients (local-agent forward / connect) in with a token of their own,
+  # and turn on the status page for whoever holds the admin token
+  public-server --agent-token s3cret --client-token c1ient --admin-token adm1n
+  curl -H \"Authorization: Bearer adm1n\" https://tunnel.example.com/_uptun/status";
 
 /// uptun public server: one port for agents, clients, web and TCP users.
 ///
@@ -40,16 +46,25 @@ pub struct Cli {
         hide_env_values = true,
         value_name = "TOKEN"
     )]
-    pub agent_token: Option<String>,
+    pub agent_token: Option<Secret>,
 
-    /// Token clients (forward, connect) must present [default: the agent token]
+    /// Token clients (forward, connect) must present [default: none, clients are refused]
     #[arg(
         long,
         env = "UPTUN_CLIENT_TOKEN",
         hide_env_values = true,
         value_name = "TOKEN"
     )]
-    pub client_token: Option<String>,
+    pub client_token: Option<Secret>,
+
+    /// Token for GET <prefix>/status, sent as `Authorization: Bearer TOKEN` [default: none, status is off]
+    #[arg(
+        long,
+        env = "UPTUN_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<Secret>,
 
     /// Channel that ordinary HTTP users are routed to
     #[arg(
@@ -87,16 +102,19 @@ pub struct Cli {
     )]
     pub endpoint_prefix: String,
 
-    /// How long a user waits for an agent of its channel (rides out agent restarts)
-    #[arg(long, env = "UPTUN_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    /// How long a user waits for an agent of its channel (rides out agent restarts), 100ms to 10m
+    #[arg(long, env = "UPTUN_CONNECT_TIMEOUT", default_value = "10s", value_name = "DURATION",
+          value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
     pub connect_timeout: Duration,
 
-    /// Silence after which a raw connection is routed without its first bytes
-    #[arg(long, env = "UPTUN_SNIFF_TIMEOUT", default_value = "500ms", value_parser = parse_duration, value_name = "DURATION")]
+    /// Silence after which a raw connection is routed without its first bytes, 10ms to 60s
+    #[arg(long, env = "UPTUN_SNIFF_TIMEOUT", default_value = "500ms", value_name = "DURATION",
+          value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(60)))]
     pub sniff_timeout: Duration,
 
-    /// Time an HTTP request head may take to arrive
-    #[arg(long, env = "UPTUN_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    /// Time an HTTP request head may take to arrive, 100ms to 10m
+    #[arg(long, env = "UPTUN_HEADER_TIMEOUT", default_value = "10s", value_name = "DURATION",
+          value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
     pub header_timeout: Duration,
 
     #[command(flatten)]
@@ -118,9 +136,12 @@ impl Cli {
     /// The server configuration, and whether the agent token was generated.
     pub fn into_config(self) -> (Config, bool) {
         let generated = self.agent_token.is_none();
-        let token = self.agent_token.unwrap_or_else(generate_token);
+        let token = self
+            .agent_token
+            .unwrap_or_else(|| Secret::new(generate_token()));
         let mut config = Config::new(token);
         config.client_token = self.client_token;
+        config.admin_token = self.admin_token;
         config.http_channel = self.http_channel;
         config.ssh_channel = self.ssh_channel;
         config.tcp_channel = self.tcp_channel;
@@ -137,4 +158,30 @@ impl Cli {
 pub fn generate_token() -> String {
     use rand::distributions::{Alphanumeric, DistString};
     Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_flags_and_config_hides_every_token() {
+        let cli = Cli::parse_from([
+            "public-server",
+            "--agent-token",
+            "agent-s3cret",
+            "--client-token",
+            "client-s3cret",
+            "--admin-token",
+            "admin-s3cret",
+        ]);
+        let flags = format!("{cli:?}");
+        let (config, generated) = cli.into_config();
+        assert!(!generated);
+        assert!(config.agent_token.matches("agent-s3cret"));
+        for shown in [flags, format!("{config:?}"), format!("{config:#?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
+        }
+    }
 }

@@ -2,14 +2,20 @@
 
 use std::time::Duration;
 
+use uptun_protocol::Secret;
+
 /// Server settings. `Cli` builds one from flags and the environment; tests
-/// and the demo build one directly.
+/// and the demo build one directly. Tokens are [`Secret`]s: `{:?}` of a
+/// `Config` shows `***` for each.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Token agents must present (`Authorization: Bearer`).
-    pub agent_token: String,
-    /// Token clients must present; the agent token when unset.
-    pub client_token: Option<String>,
+    pub agent_token: Secret,
+    /// Token clients (`forward`, `connect`) must present; without one,
+    /// clients are refused with 403.
+    pub client_token: Option<Secret>,
+    /// Bearer token `<prefix>/status` wants; without one, status is off.
+    pub admin_token: Option<Secret>,
     /// Channel that ordinary HTTP users are routed to.
     pub http_channel: String,
     /// Channel for raw users whose first bytes are `SSH-`.
@@ -30,10 +36,11 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn new(agent_token: impl Into<String>) -> Config {
+    pub fn new(agent_token: impl Into<Secret>) -> Config {
         Config {
             agent_token: agent_token.into(),
             client_token: None,
+            admin_token: None,
             http_channel: "web".into(),
             ssh_channel: "ssh".into(),
             tcp_channel: "tcp".into(),
@@ -45,13 +52,12 @@ impl Config {
         }
     }
 
-    /// The token a peer of this kind must present.
-    pub(crate) fn token_for(&self, kind: uptun_protocol::handshake::PeerKind) -> &str {
+    /// The token a peer of this kind must present; `None`: that kind of
+    /// peer is not let in at all.
+    pub(crate) fn token_for(&self, kind: uptun_protocol::handshake::PeerKind) -> Option<&Secret> {
         match kind {
-            uptun_protocol::handshake::PeerKind::Agent => &self.agent_token,
-            uptun_protocol::handshake::PeerKind::Client => {
-                self.client_token.as_deref().unwrap_or(&self.agent_token)
-            }
+            uptun_protocol::handshake::PeerKind::Agent => Some(&self.agent_token),
+            uptun_protocol::handshake::PeerKind::Client => self.client_token.as_ref(),
         }
     }
 }

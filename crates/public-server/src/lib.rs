@@ -18,3 +18,4 @@ pub use cli::{generate_token, init_logging, Cli, LogFormat};
 pub use config::Config;
 pub use registry::Registry;
 pub use server::run;
+pub use uptun_protocol::Secret;

@@ -22,6 +22,8 @@ pub(crate) async fn serve(
     mut buf: BytesMut,
     state: Arc<State>,
 ) {
+    // For debugging routers that rewrite heads; Debug shows the token as ***.
+    tracing::trace!(?head, "link request");
     let req = match LinkRequest::from_head(&head, kind).and_then(|req| authorize(req, &state)) {
         Ok(req) => req,
         Err(refusal) => {
@@ -51,34 +53,32 @@ pub(crate) async fn serve(
     }
 }
 
-/// Checks the token in constant time; secrets never reach a log line.
+/// Checks the token (`Secret::matches`: constant time over SHA-256
+/// digests); secrets never reach a log line or a refusal.
 fn authorize(req: LinkRequest, state: &State) -> Result<LinkRequest, Refusal> {
     let (flag, env) = match req.kind {
         PeerKind::Agent => ("--agent-token", "UPTUN_AGENT_TOKEN"),
         PeerKind::Client => ("--client-token", "UPTUN_CLIENT_TOKEN"),
+    };
+    // Clients get no token by default: one that could serve a channel is not
+    // thereby one that may open every channel.
+    let Some(expected) = state.config.token_for(req.kind) else {
+        return Err(Refusal::new(
+            403,
+            format!("this server accepts no clients (forward, connect): it was started without {flag} ({env})"),
+        ));
     };
     match &req.token {
         None => Err(Refusal::new(
             401,
             "missing token: pass --token or set UPTUN_TOKEN",
         )),
-        Some(token)
-            if !constant_time_eq(
-                token.as_bytes(),
-                state.config.token_for(req.kind).as_bytes(),
-            ) =>
-        {
-            Err(Refusal::new(
-                401,
-                format!("wrong token: use the token the server was started with ({flag} / {env})"),
-            ))
-        }
+        Some(token) if !expected.matches(token.expose()) => Err(Refusal::new(
+            401,
+            format!("wrong token: use the token the server was started with ({flag} / {env})"),
+        )),
         Some(_) => Ok(req),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn serve_agent(

@@ -8,7 +8,7 @@ use public_server::{init_logging, run, Cli};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    uptun_protocol::cli_support::tune_allocator();
+    uptun_cli::tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.link.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -33,15 +33,18 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     if generated {
         eprintln!(
             "No --agent-token given; this run accepts agents with a generated token:\n\n    UPTUN_AGENT_TOKEN={token}\n\nStart an agent with:\n\n    local-agent --server http://{host}:{port} --token {token} --channel web=127.0.0.1:3000\n",
-            token = config.agent_token,
+            token = config.agent_token.expose(),
             host = if local.ip().is_unspecified() { "THIS_HOST".to_string() } else { local.ip().to_string() },
             port = local.port(),
         );
     }
+    if config.client_token.is_none() {
+        tracing::info!("no --client-token: clients (forward, connect) are refused");
+    }
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
-        uptun_protocol::cli_support::shutdown_signal().await;
+        uptun_cli::shutdown_signal().await;
         tracing::info!("shutting down");
         trigger.cancel();
     });

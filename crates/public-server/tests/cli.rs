@@ -20,6 +20,9 @@ fn help_shows_examples_and_every_flag() {
         "--listen",
         "--agent-token",
         "--client-token",
+        "--admin-token",
+        "UPTUN_ADMIN_TOKEN",
+        "--ping-misses",
         "--http-channel",
         "--tcp-channel",
         "UPTUN_AGENT_TOKEN",
@@ -49,4 +52,29 @@ fn a_port_in_use_is_one_clear_line() {
         err.contains(&format!("could not listen on {addr}")) && err.contains("in use"),
         "{err}"
     );
+}
+
+/// Bad values exit 2 before anything is bound, with the range in the message.
+/// `--ping-interval 0` used to be accepted and panic every link's ping task.
+#[test]
+fn out_of_range_flags_exit_2_with_the_range() {
+    for (flag, value, needle) in [
+        ("--ping-interval", "0", "use 100ms to 50s"),
+        ("--ping-interval", "60s", "use 100ms to 50s"),
+        ("--ping-interval", "99999999999999999999999h", "too long"),
+        ("--ping-misses", "0", "2..=10"),
+        ("--ping-misses", "11", "2..=10"),
+        ("--window", "1", "16384..=67108864"),
+        ("--sniff-timeout", "0", "use 10ms to 60s"),
+        ("--header-timeout", "0ms", "use 100ms to 600s"),
+        ("--connect-timeout", "0", "use 100ms to 600s"),
+    ] {
+        let out = server(&["--listen", "127.0.0.1:0", "--agent-token", "t", flag, value]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(
+            err.contains(flag) && err.contains(needle),
+            "{flag} {value}: {err}"
+        );
+    }
 }

@@ -52,9 +52,11 @@ pub struct Config {
     /// Whether the peer may open streams at all (the server refuses streams
     /// from agents; clients refuse streams from the server).
     pub accept_incoming: bool,
-    /// PING this often; platform routers cut links silent for ~55 s.
+    /// PING this often; platform routers cut links silent for ~55 s. Must
+    /// not be zero (a zero period panics the ping timer).
     pub ping_interval: Duration,
-    /// A link that receives nothing for this long is dead.
+    /// A link that receives nothing for this long is dead: three missed
+    /// PINGs by default.
     pub idle_timeout: Duration,
 }
 
@@ -66,8 +68,8 @@ impl Default for Config {
             max_streams: 65_536,
             accept_backlog: 1024,
             accept_incoming: true,
-            ping_interval: Duration::from_secs(15),
-            idle_timeout: Duration::from_secs(45),
+            ping_interval: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -1,6 +1,9 @@
-//! What both binaries' command lines share: the link flags (window, PING
+//! What uptun's command lines share: the link flags (window, PING
 //! interval, log format), durations written as `500ms`/`10s`/`2m`, logging
-//! setup and the shutdown signals.
+//! setup, the shutdown signals and the allocator tuning. Kept out of the
+//! protocol crate so that one stays free of clap, logging setup and `unsafe`.
+// One `unsafe` call in the crate: `mallopt` in `tune_allocator`.
+#![deny(unsafe_code)]
 
 use std::time::Duration;
 
@@ -25,22 +28,69 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Ok(Duration::from_secs_f64(seconds))
+    // `try_`: a number too large for a Duration is a mistake to report,
+    // not a reason to panic.
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is too long a duration"))
 }
+
+/// A flag parser for durations from `min` to `max`, both included, so a
+/// zero interval (which would panic a timer) is refused at the command line.
+pub fn duration_in(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |text| {
+        let value = parse_duration(text)?;
+        if value < min || value > max {
+            return Err(format!(
+                "{} is out of range: use {} to {}",
+                text.trim(),
+                show(min),
+                show(max)
+            ));
+        }
+        Ok(value)
+    }
+}
+
+/// `500ms`, `10s`: how a bound is written back in an error message.
+fn show(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Bounds of `--ping-interval`. Platform routers cut a connection silent
+/// for 55 s (Heroku), and a PING goes out every interval whatever else is
+/// sent, so the largest interval keeps a margin under that.
+pub const MIN_PING_INTERVAL: Duration = Duration::from_millis(100);
+pub const MAX_PING_INTERVAL: Duration = Duration::from_secs(50);
+/// Bounds of `--ping-misses`. One miss is not allowed: the PONG to the
+/// previous PING arrives a round trip after the interval, so a link would
+/// race its own liveness timer.
+pub const MIN_PING_MISSES: u32 = 2;
+pub const MAX_PING_MISSES: u32 = 10;
 
 /// Link and logging flags of every uptun command. `global` lets the agent's
 /// subcommands take them after their own name too.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LinkArgs {
     /// Receive window per stream, in bytes (flow-control credit)
-    #[arg(long, env = "UPTUN_WINDOW", global = true, default_value_t = crate::handshake::DEFAULT_WINDOW,
-          value_parser = clap::value_parser!(u32).range(crate::handshake::MIN_WINDOW as i64..=crate::handshake::MAX_WINDOW as i64))]
+    #[arg(long, env = "UPTUN_WINDOW", global = true, default_value_t = uptun_protocol::handshake::DEFAULT_WINDOW,
+          value_parser = clap::value_parser!(u32).range(uptun_protocol::handshake::MIN_WINDOW as i64..=uptun_protocol::handshake::MAX_WINDOW as i64))]
     pub window: u32,
 
-    /// Interval between PINGs on links; a link silent for three intervals is dead
-    #[arg(long, env = "UPTUN_PING_INTERVAL", global = true, default_value = "15s",
-          value_parser = parse_duration, value_name = "DURATION")]
+    /// Interval between PINGs on links, 100ms to 50s (routers cut links silent for 55 s)
+    #[arg(long, env = "UPTUN_PING_INTERVAL", global = true, default_value = "10s",
+          value_parser = duration_in(MIN_PING_INTERVAL, MAX_PING_INTERVAL), value_name = "DURATION")]
     pub ping_interval: Duration,
+
+    /// A link that misses this many PINGs in a row (silent for N intervals) is dead, 2 to 10
+    #[arg(long, env = "UPTUN_PING_MISSES", global = true, default_value_t = 3, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(MIN_PING_MISSES as i64..=MAX_PING_MISSES as i64))]
+    pub ping_misses: u32,
 
     /// Log format: text or json (filter with RUST_LOG, e.g. RUST_LOG=debug)
     #[arg(long, env = "UPTUN_LOG_FORMAT", global = true, default_value = "text")]
@@ -49,12 +99,12 @@ pub struct LinkArgs {
 
 impl LinkArgs {
     /// The mux settings these flags ask for.
-    pub fn mux(&self) -> crate::Config {
-        crate::Config {
+    pub fn mux(&self) -> uptun_protocol::Config {
+        uptun_protocol::Config {
             window: self.window,
             ping_interval: self.ping_interval,
-            idle_timeout: self.ping_interval * 3,
-            ..crate::Config::default()
+            idle_timeout: self.ping_interval * self.ping_misses,
+            ..uptun_protocol::Config::default()
         }
     }
 }
@@ -150,5 +200,37 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("99999999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn bounded_durations() {
+        let ping = duration_in(MIN_PING_INTERVAL, MAX_PING_INTERVAL);
+        assert_eq!(ping("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(ping("100ms").unwrap(), MIN_PING_INTERVAL);
+        assert_eq!(ping("50s").unwrap(), MAX_PING_INTERVAL);
+        let err = ping("0").unwrap_err();
+        assert!(err.contains("use 100ms to 50s"), "{err}");
+        assert!(ping("55s").is_err());
+        assert!(ping("99ms").is_err());
+    }
+
+    #[test]
+    fn default_liveness_is_10s_and_3_misses() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            link: LinkArgs,
+        }
+        let mux = Cli::parse_from(["x"]).link.mux();
+        assert_eq!(mux.ping_interval, Duration::from_secs(10));
+        assert_eq!(mux.idle_timeout, Duration::from_secs(30));
+        let mux = Cli::parse_from(["x", "--ping-interval", "2s", "--ping-misses", "4"])
+            .link
+            .mux();
+        assert_eq!(mux.idle_timeout, Duration::from_secs(8));
+        assert!(Cli::try_parse_from(["x", "--ping-misses", "1"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--ping-misses", "11"]).is_err());
     }
 }
