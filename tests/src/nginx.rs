@@ -18,7 +18,7 @@ const NGINX: &str = "/usr/sbin/nginx";
 /// `None` (after saying why) when nginx is not installed.
 pub async fn start(upstream: SocketAddr) -> Option<Nginx> {
     if !have(NGINX) {
-        eprintln!("SKIP: nginx is not installed; .ci/run installs it");
+        crate::procs::skip("nginx is not installed; .ci/run installs it");
         return None;
     }
     let dir = tempdir::Dir::new();

@@ -353,6 +353,15 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> std::process::Output {
     out.join().unwrap().expect("wait for command")
 }
 
+/// Says why a test cannot run here. Under `CI=true` a missing program is a
+/// failure, not a skip: CI installs everything the tests need.
+pub fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why} (CI=true: .ci/run must install it)");
+    }
+    eprintln!("SKIP: {why}");
+}
+
 /// True if a program is on PATH (or is an existing path).
 pub fn have(program: &str) -> bool {
     Path::new(program).exists()

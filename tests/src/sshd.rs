@@ -21,7 +21,7 @@ const SSHD: &str = "/usr/sbin/sshd";
 /// `None` (after saying why) when OpenSSH is not installed.
 pub async fn start() -> Option<Sshd> {
     if !have(SSHD) || !have("ssh") || !have("ssh-keygen") {
-        eprintln!("SKIP: OpenSSH (sshd, ssh, ssh-keygen) is not installed; .ci/run installs it");
+        crate::procs::skip("OpenSSH (sshd, ssh, ssh-keygen) is not installed; .ci/run installs it");
         return None;
     }
     let dir = tempdir::Dir::new();

@@ -10,7 +10,7 @@ use uptun_e2e::{targets, tempdir_path, WAIT};
 fn have_curl() -> bool {
     let found = have("curl");
     if !found {
-        eprintln!("SKIP: curl is not installed");
+        uptun_e2e::procs::skip("curl is not installed; .ci/run installs it");
     }
     found
 }
