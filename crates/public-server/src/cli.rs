@@ -9,6 +9,7 @@ pub use uptun_cli::{init_logging, LinkArgs, LogFormat};
 use uptun_protocol::Secret;
 
 use crate::config::Config;
+use crate::limits::Limits;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -117,6 +118,16 @@ pub struct Cli {
           value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
     pub header_timeout: Duration,
 
+    /// Connections still being classified (not yet a link, endpoint or user) at once, from everyone
+    #[arg(long, env = "UPTUN_MAX_UNCLASSIFIED", default_value_t = Limits::default().unclassified,
+          value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_unclassified: usize,
+
+    /// Connections still being classified at once from one IP address (slowloris guard)
+    #[arg(long, env = "UPTUN_MAX_UNCLASSIFIED_PER_SOURCE", default_value_t = Limits::default().unclassified_per_source,
+          value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_unclassified_per_source: usize,
+
     #[command(flatten)]
     pub link: LinkArgs,
 }
@@ -149,6 +160,10 @@ impl Cli {
         config.connect_timeout = self.connect_timeout;
         config.sniff_timeout = self.sniff_timeout;
         config.header_timeout = self.header_timeout;
+        config.limits = Limits {
+            unclassified: self.max_unclassified,
+            unclassified_per_source: self.max_unclassified_per_source,
+        };
         config.mux = self.link.mux();
         (config, generated)
     }

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use uptun_protocol::Secret;
 
+use crate::limits::Limits;
+
 /// Server settings. `Cli` builds one from flags and the environment; tests
 /// and the demo build one directly. Tokens are [`Secret`]s: `{:?}` of a
 /// `Config` shows `***` for each.
@@ -31,6 +33,8 @@ pub struct Config {
     pub sniff_timeout: Duration,
     /// How long an HTTP request head may take to arrive.
     pub header_timeout: Duration,
+    /// Bounds on connections still being classified.
+    pub limits: Limits,
     /// Link tunables (window, ping interval, …).
     pub mux: uptun_protocol::Config,
 }
@@ -48,6 +52,7 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             sniff_timeout: Duration::from_millis(500),
             header_timeout: Duration::from_secs(10),
+            limits: Limits::default(),
             mux: uptun_protocol::Config::default(),
         }
     }

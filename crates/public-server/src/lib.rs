@@ -7,6 +7,7 @@ mod classify;
 mod cli;
 mod config;
 mod endpoints;
+mod limits;
 mod links;
 mod open;
 mod registry;
@@ -16,6 +17,7 @@ mod users;
 
 pub use cli::{generate_token, init_logging, Cli, LogFormat};
 pub use config::Config;
+pub use limits::Limits;
 pub use registry::Registry;
 pub use server::run;
 pub use uptun_protocol::Secret;

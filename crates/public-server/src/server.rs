@@ -13,6 +13,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::classify::{classify, Visitor};
 use crate::config::Config;
+use crate::limits::{Admission, Admitted};
 use crate::registry::Registry;
 use crate::{endpoints, links, silent, users};
 
@@ -20,6 +21,7 @@ use crate::{endpoints, links, silent, users};
 #[derive(Debug)]
 pub(crate) struct State {
     pub config: Config,
+    pub admission: Admission,
     pub registry: Registry,
     pub shutdown: CancellationToken,
 }
@@ -35,6 +37,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let state = Arc::new(State {
+        admission: Admission::new(config.limits),
         config,
         registry: Registry::new(),
         shutdown: shutdown.clone(),
@@ -45,9 +48,12 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
-                    tracker.spawn(handle(socket, peer, state.clone()));
-                }
+                Ok((socket, peer)) => match state.admission.admit(peer.ip()) {
+                    Ok(admitted) => {
+                        tracker.spawn(handle(socket, peer, admitted, state.clone()));
+                    }
+                    Err(why) => turn_away(socket, peer, why, &state),
+                },
                 Err(err) => {
                     // Out of file descriptors or similar: back off instead of spinning.
                     warn!(%err, "accept failed");
@@ -71,7 +77,7 @@ pub async fn run(
 /// lives as long as the connection, so the big, short or rare steps
 /// (classifying, agent links, endpoints) are boxed: the task keeps only the
 /// relay's state while it waits (10,000 idle users must stay cheap).
-async fn handle(mut socket: TcpStream, peer: SocketAddr, state: Arc<State>) {
+async fn handle(mut socket: TcpStream, peer: SocketAddr, admitted: Admitted, state: Arc<State>) {
     let _ = socket.set_nodelay(true);
     let visitor = match Box::pin(classify(&mut socket, &state.config)).await {
         Ok(v) => v,
@@ -80,7 +86,23 @@ async fn handle(mut socket: TcpStream, peer: SocketAddr, state: Arc<State>) {
             return;
         }
     };
+    drop(admitted);
     serve(socket, peer, visitor, state).await
+}
+
+/// Refuses a connection over an admission limit without a task: the short
+/// answer fits an empty socket buffer, so it is written without waiting
+/// (what does not fit is not worth waiting for).
+fn turn_away(socket: TcpStream, peer: SocketAddr, why: &str, state: &State) {
+    if let Some(refused) = state.admission.refused() {
+        warn!(%peer, refused, why, "connections refused over the admission limits");
+    }
+    let body = format!("uptun: {why}; try again shortly\n");
+    let page = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = socket.try_write(page.as_bytes());
 }
 
 /// Serves a classified connection.

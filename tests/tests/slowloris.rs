@@ -1,0 +1,91 @@
+//! Slow and silent connections cannot crowd out users who speak: they are
+//! cut at the header deadline, and each source may hold only so many
+//! connections that have not yet said what they are.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use uptun_e2e::procs::{http_get, Server};
+use uptun_e2e::{bounded, targets};
+
+const SLOW_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+
+/// Opens a connection that starts a request head and never finishes it.
+async fn slow(server: &Server) -> TcpStream {
+    let mut socket = TcpStream::connect(server.addr).await.unwrap();
+    socket.write_all(SLOW_HEAD).await.unwrap();
+    socket
+}
+
+async fn answer(mut socket: TcpStream) -> String {
+    let mut got = Vec::new();
+    let _ = bounded("an answer", socket.read_to_end(&mut got)).await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_slowloris_connections_do_not_delay_health_or_users() {
+    let web = targets::http().await;
+    let server = Server::start(&["--header-timeout", "3s"]).await;
+    let _agent = server.agent(&[format!("web={web}")]).await;
+
+    let started = Instant::now();
+    let mut slow_ones = Vec::new();
+    for _ in 0..1000 {
+        slow_ones.push(slow(&server).await);
+    }
+
+    let asked = Instant::now();
+    let (status, body) = http_get(server.addr, "/_uptun/health").await.unwrap();
+    assert_eq!((status, body.as_slice()), (200, &b"ok\n"[..]));
+    let (status, body) = http_get(server.addr, "/hello").await.unwrap();
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"hello from the target\n"[..])
+    );
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "health and a request took {took:?}"
+    );
+
+    let answers = slow_ones.into_iter().map(|s| tokio::spawn(answer(s)));
+    for a in answers {
+        let got = a.await.unwrap();
+        assert!(got.starts_with("HTTP/1.1 408"), "a slow one got {got:?}");
+    }
+    let cut = started.elapsed();
+    assert!(
+        cut >= Duration::from_secs(3),
+        "cut before the deadline: {cut:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_source_may_hold_only_so_many_unclassified_connections() {
+    let server = Server::start(&[
+        "--max-unclassified-per-source",
+        "20",
+        "--header-timeout",
+        "2s",
+    ])
+    .await;
+    let mut slow_ones = Vec::new();
+    for _ in 0..20 {
+        slow_ones.push(slow(&server).await);
+    }
+    // The 21st is turned away at once, with a reason.
+    let refused = answer(TcpStream::connect(server.addr).await.unwrap()).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(
+        refused.contains("too many unclassified connections from your address"),
+        "{refused}"
+    );
+    // Once the slow ones are cut at the header deadline, room is back.
+    for s in slow_ones {
+        assert!(answer(s).await.starts_with("HTTP/1.1 408"));
+    }
+    let (status, _) = http_get(server.addr, "/_uptun/health").await.unwrap();
+    assert_eq!(status, 200);
+}
