@@ -1,7 +1,7 @@
 //! A link's shared state and the handle that opens streams and closes it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::control::ControlQueue;
 use super::stream::{Acceptance, IncomingStream, MuxStream, StreamShared};
 use super::{reader, writer, Config, Role};
 use crate::error::{ProtocolError, StreamError};
@@ -28,17 +29,15 @@ pub(crate) enum Outgoing {
 /// DATA waiting for the writer, in frames. Bounds the bytes queued per link
 /// to this times `max_data`; stream tasks wait (fairly, FIFO) when it is full.
 const DATA_QUEUE: usize = 32;
-/// WINDOW, RESET, REFUSE, PING and PONG: small, and sent before DATA.
-const CTRL_QUEUE: usize = 4096;
-/// Control frames allowed to wait for room in tasks of their own.
-const MAX_CTRL_OVERFLOW: usize = 256;
+/// Control entries a link may owe beyond one per open stream (see control.rs).
+const CTRL_SLACK: usize = 1024;
 
 #[derive(Debug)]
 pub(crate) struct LinkShared {
     pub streams: Mutex<HashMap<u32, Arc<StreamShared>>>,
     next_id: AtomicU32,
     data_tx: mpsc::Sender<Outgoing>,
-    ctrl_tx: mpsc::Sender<Frame>,
+    pub ctrl: ControlQueue,
     pub cancel: CancellationToken,
     pub config: Config,
     pub role: Role,
@@ -46,7 +45,6 @@ pub(crate) struct LinkShared {
     pub peer_goaway: AtomicBool,
     close_reason: Mutex<Option<String>>,
     rtt_micros: AtomicU64,
-    ctrl_overflow: Arc<AtomicUsize>,
     /// Woken whenever a stream is removed (for `drain`).
     streams_changed: tokio::sync::Notify,
     pub started: Instant,
@@ -74,44 +72,13 @@ impl LinkShared {
         }
     }
 
-    /// Queues a control frame, which overtakes queued DATA.
-    pub async fn send_ctrl(&self, frame: Frame) -> Result<(), StreamError> {
-        tokio::select! {
-            sent = self.ctrl_tx.send(frame) => sent.map_err(|_| self.closed_error()),
-            _ = self.cancel.cancelled() => Err(self.closed_error()),
-        }
-    }
-
-    /// Queues a control frame from code that cannot wait (drops, the reader).
-    /// The queue is only full when the peer has stopped reading. Then a PONG
-    /// is dropped (liveness is moot), a few frames wait in tasks of their own,
-    /// and past that the link is closed: nothing here grows without bound.
+    /// Queues a control frame, which overtakes queued DATA. Never waits:
+    /// the queue is bounded by construction (control.rs). Past its cap the
+    /// peer causes answers faster than it reads them, and the link closes.
     pub fn send_ctrl_now(&self, frame: Frame) {
-        let frame = match self.ctrl_tx.try_send(frame) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
-            Err(mpsc::error::TrySendError::Full(frame)) => frame,
-        };
-        if frame.kind == FrameType::Pong {
-            return;
+        if self.ctrl.push(frame).is_err() {
+            self.close("the peer opened or ended streams faster than it read the answers".into());
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if self.ctrl_overflow.fetch_add(1, Ordering::Relaxed) >= MAX_CTRL_OVERFLOW {
-            self.close("the peer stopped reading control frames".into());
-            return;
-        }
-        let tx = self.ctrl_tx.clone();
-        let cancel = self.cancel.clone();
-        let overflow = self.ctrl_overflow_handle();
-        rt.spawn(async move {
-            tokio::select! { _ = tx.send(frame) => {}, _ = cancel.cancelled() => {} }
-            overflow.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
-
-    fn ctrl_overflow_handle(&self) -> Arc<AtomicUsize> {
-        self.ctrl_overflow.clone()
     }
 
     pub fn remove_stream(&self, id: u32) {
@@ -172,14 +139,13 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (data_tx, data_rx) = mpsc::channel(DATA_QUEUE);
-    let (ctrl_tx, ctrl_rx) = mpsc::channel(CTRL_QUEUE);
     let (incoming_tx, incoming_rx) = mpsc::channel(config.accept_backlog.max(1));
     let ping_interval = config.ping_interval;
     let link = Arc::new(LinkShared {
         streams: Mutex::new(HashMap::new()),
         next_id: AtomicU32::new(role.first_id()),
         data_tx,
-        ctrl_tx,
+        ctrl: ControlQueue::new(config.max_streams + CTRL_SLACK),
         cancel: CancellationToken::new(),
         config,
         role,
@@ -187,7 +153,6 @@ where
         peer_goaway: AtomicBool::new(false),
         close_reason: Mutex::new(None),
         rtt_micros: AtomicU64::new(0),
-        ctrl_overflow: Arc::new(AtomicUsize::new(0)),
         streams_changed: tokio::sync::Notify::new(),
         started: Instant::now(),
     });
@@ -211,7 +176,7 @@ where
     let l = link.clone();
     let write_task = async move {
         let timeout = l.config.idle_timeout;
-        if let Err(err) = writer::run(write, data_rx, ctrl_rx, &l.cancel, timeout).await {
+        if let Err(err) = writer::run(write, data_rx, &l.ctrl, &l.cancel, timeout).await {
             l.close(format!("write failed: {err}"));
         }
     };
@@ -334,9 +299,12 @@ impl LinkHandle {
 
     /// Tells the peer not to open new streams here; existing ones finish.
     pub async fn go_away(&self, reason: &str) -> Result<(), StreamError> {
+        if self.link.cancel.is_cancelled() {
+            return Err(self.link.closed_error());
+        }
         self.link
-            .send_ctrl(Frame::with_reason(FrameType::GoAway, 0, reason))
-            .await
+            .send_ctrl_now(Frame::with_reason(FrameType::GoAway, 0, reason));
+        Ok(())
     }
 
     /// Graceful close: GOAWAY, then wait (up to `limit`) for the open

@@ -4,6 +4,7 @@
 //! each stream's bounded queue; the writer owns the write half and sends
 //! control frames first, then DATA in arrival order, many frames per write.
 
+mod control;
 mod flow_control;
 mod inbound;
 mod link;

@@ -297,3 +297,45 @@ async fn a_waiting_reply_crosses_in_one_chunk() {
     assert!(timeout(T, opened.recv()).await.unwrap().unwrap().is_none());
     timeout(T, relaying).await.unwrap().unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_burst_of_ten_thousand_resets_to_a_reading_peer_keeps_the_link() {
+    let ((dialer, _), (acceptor, mut incoming)) = pair(Config::default());
+    // The peer reads everything: it takes each stream as it arrives.
+    let taker = tokio::spawn(async move {
+        let mut taken = Vec::new();
+        for _ in 0..10_000 {
+            taken.push(incoming.next().await.unwrap());
+        }
+        (taken, incoming)
+    });
+    let mut opened = Vec::new();
+    for _ in 0..10_000 {
+        opened.push(dialer.open("web", "user").await.unwrap());
+    }
+    let (taken, mut incoming) = timeout(T, taker).await.unwrap().unwrap();
+    // All dropped at once, from code that cannot wait: 10,000 RESETs.
+    drop(opened);
+    for t in &taken {
+        let why = timeout(T, t.stream.failed()).await.expect("a RESET");
+        assert_eq!(why, StreamError::Reset("stream closed".into()));
+    }
+    drop(taken);
+    timeout(T, async {
+        while acceptor.stream_count() > 0 || dialer.stream_count() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("every stream is gone on both sides");
+    assert!(!dialer.is_closed(), "{:?}", dialer.close_reason());
+    // And the link still carries a new stream.
+    let s = dialer.open("web", "user").await.unwrap();
+    let t = timeout(T, incoming.next()).await.unwrap().unwrap();
+    s.send(Bytes::from_static(b"still here")).await.unwrap();
+    let t = t.accept().await.unwrap();
+    assert_eq!(
+        &timeout(T, t.recv()).await.unwrap().unwrap().unwrap()[..],
+        b"still here"
+    );
+}

@@ -11,6 +11,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::control::ControlQueue;
 use super::link::Outgoing;
 use crate::frame::{Frame, HEADER_LEN};
 
@@ -23,35 +24,43 @@ const YIELD_BELOW: usize = 16 * 1024;
 pub(crate) async fn run<W: AsyncWrite + Unpin>(
     mut io: W,
     mut data_rx: mpsc::Receiver<Outgoing>,
-    mut ctrl_rx: mpsc::Receiver<Frame>,
+    ctrl: &ControlQueue,
     cancel: &CancellationToken,
     write_timeout: Duration,
 ) -> std::io::Result<()> {
     let mut batch: Vec<Frame> = Vec::with_capacity(MAX_BATCH_FRAMES);
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     let mut headers: Vec<u8> = Vec::with_capacity(MAX_BATCH_FRAMES * HEADER_LEN);
+    // A stream-queue item taken while waiting, not yet batched.
+    let mut pending: Option<Outgoing> = None;
     loop {
-        let first = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Ok(()),
-            Some(frame) = ctrl_rx.recv() => Outgoing::Frame(frame),
-            Some(item) = data_rx.recv() => item,
-            else => return Ok(()),
-        };
+        if pending.is_none() && ctrl.is_empty() {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Ok(()),
+                _ = ctrl.ready() => {}
+                item = data_rx.recv() => match item {
+                    Some(item) => pending = Some(item),
+                    None => return Ok(()),
+                },
+            }
+        }
         let mut bytes = 0;
-        let mut next = Some(first);
         let mut yielded = false;
         loop {
-            while let Some(item) = next.take() {
+            // Control first, then whatever DATA is ready, up to the bounds.
+            let room = MAX_BATCH_FRAMES.saturating_sub(batch.len());
+            bytes += ctrl.take(&mut batch, room);
+            while bytes < MAX_BATCH_BYTES && batch.len() < MAX_BATCH_FRAMES {
+                let Some(item) = pending.take().or_else(|| data_rx.try_recv().ok()) else {
+                    break;
+                };
                 match item {
                     Outgoing::Frame(f) => {
                         bytes += HEADER_LEN + f.payload.len();
                         batch.push(f);
                     }
                     Outgoing::Flush(tx) => flushes.push(tx),
-                }
-                if bytes < MAX_BATCH_BYTES && batch.len() < MAX_BATCH_FRAMES {
-                    next = ready_now(&mut ctrl_rx, &mut data_rx);
                 }
             }
             // A small batch waits one turn of the scheduler, so streams that
@@ -61,27 +70,8 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
             }
             yielded = true;
             tokio::task::yield_now().await;
-            next = ready_now(&mut ctrl_rx, &mut data_rx);
         }
-        // Most writes finish at once; one that has to wait gets a deadline,
-        // as a peer that stops reading must not pin this link forever.
-        {
-            let write = write_frames(&mut io, &batch, &mut headers);
-            tokio::pin!(write);
-            let first_try = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
-            match first_try {
-                Poll::Ready(result) => result?,
-                Poll::Pending => match tokio::time::timeout(write_timeout, write).await {
-                    Ok(result) => result?,
-                    Err(_) => {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!("the peer read nothing for {} s", write_timeout.as_secs()),
-                        ))
-                    }
-                },
-            }
-        }
+        write_batch(&mut io, &batch, &mut headers, write_timeout).await?;
         batch.clear();
         for tx in flushes.drain(..) {
             let _ = tx.send(());
@@ -89,16 +79,27 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     }
 }
 
-/// The next item that is already queued, control frames first.
-fn ready_now(
-    ctrl_rx: &mut mpsc::Receiver<Frame>,
-    data_rx: &mut mpsc::Receiver<Outgoing>,
-) -> Option<Outgoing> {
-    ctrl_rx
-        .try_recv()
-        .map(Outgoing::Frame)
-        .or_else(|_| data_rx.try_recv())
-        .ok()
+/// Writes a batch. Most writes finish at once; one that has to wait gets a
+/// deadline, as a peer that stops reading must not pin this link forever.
+async fn write_batch<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    batch: &[Frame],
+    headers: &mut Vec<u8>,
+    write_timeout: Duration,
+) -> std::io::Result<()> {
+    let write = write_frames(io, batch, headers);
+    tokio::pin!(write);
+    let first_try = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+    match first_try {
+        Poll::Ready(result) => result,
+        Poll::Pending => match tokio::time::timeout(write_timeout, write).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the peer read nothing for {} s", write_timeout.as_secs()),
+            )),
+        },
+    }
 }
 
 /// Writes the frames' headers and payloads with as few syscalls as the
