@@ -118,6 +118,12 @@ pub struct Cli {
           value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
     pub header_timeout: Duration,
 
+    /// Reset a channel's users after this long without a byte either way, CHANNEL=DURATION
+    /// (1s to 24h; repeatable, as in --idle-timeout ssh=30m). Other channels have none.
+    #[arg(long = "idle-timeout", env = "UPTUN_IDLE_TIMEOUTS", value_delimiter = ',',
+          value_name = "CHANNEL=DURATION", value_parser = parse_idle_timeout)]
+    pub idle_timeouts: Vec<(String, Duration)>,
+
     /// Connections still being classified (not yet a link, endpoint or user) at once, from everyone
     #[arg(long, env = "UPTUN_MAX_UNCLASSIFIED", default_value_t = Limits::default().unclassified,
           value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
@@ -160,6 +166,7 @@ impl Cli {
         config.connect_timeout = self.connect_timeout;
         config.sniff_timeout = self.sniff_timeout;
         config.header_timeout = self.header_timeout;
+        config.idle_timeouts = self.idle_timeouts;
         config.limits = Limits {
             unclassified: self.max_unclassified,
             unclassified_per_source: self.max_unclassified_per_source,
@@ -167,6 +174,20 @@ impl Cli {
         config.mux = self.link.mux();
         (config, generated)
     }
+}
+
+/// `CHANNEL=DURATION`, as in `ssh=30m`.
+fn parse_idle_timeout(text: &str) -> Result<(String, Duration), String> {
+    let (channel, limit) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not CHANNEL=DURATION, as in ssh=30m"))?;
+    if !uptun_protocol::valid_channel_name(channel) {
+        return Err(format!(
+            "{channel:?} is not a channel name: use letters, digits, '-', '_' or '.'"
+        ));
+    }
+    let limit = duration_in(Duration::from_secs(1), Duration::from_secs(24 * 3600))(limit)?;
+    Ok((channel.to_string(), limit))
 }
 
 /// A fresh random token: 32 characters of letters and digits.

@@ -35,6 +35,9 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Bounds on connections still being classified.
     pub limits: Limits,
+    /// Channels whose users are reset after this long without a byte
+    /// either way; other channels have no idle timeout.
+    pub idle_timeouts: Vec<(String, Duration)>,
     /// Link tunables (window, ping interval, …).
     pub mux: uptun_protocol::Config,
 }
@@ -53,8 +56,17 @@ impl Config {
             sniff_timeout: Duration::from_millis(500),
             header_timeout: Duration::from_secs(10),
             limits: Limits::default(),
+            idle_timeouts: Vec::new(),
             mux: uptun_protocol::Config::default(),
         }
+    }
+
+    /// The idle timeout of `channel`'s users, if it has one.
+    pub(crate) fn idle_timeout(&self, channel: &str) -> Option<Duration> {
+        self.idle_timeouts
+            .iter()
+            .find(|(name, _)| name == channel)
+            .map(|(_, limit)| *limit)
     }
 
     /// The token a peer of this kind must present; `None`: that kind of

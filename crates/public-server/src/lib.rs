@@ -7,6 +7,7 @@ mod classify;
 mod cli;
 mod config;
 mod endpoints;
+mod idle;
 mod limits;
 mod links;
 mod open;

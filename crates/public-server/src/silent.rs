@@ -21,6 +21,7 @@ use tracing::{debug, warn};
 use uptun_protocol::{abort_split, abort_tcp, relay, MuxStream};
 
 use crate::classify::{could_be_known_start, decide, looks_like_http, Visitor};
+use crate::idle::{bounded_by_idle, Activity};
 use crate::open::open_to_agent;
 use crate::server::{serve as serve_visitor, State};
 use crate::users::relay_socket;
@@ -90,7 +91,8 @@ async fn reclassify(
             if stream.send(buf.freeze()).await.is_err() {
                 return abort_tcp(socket);
             }
-            relay_socket(stream, socket).await
+            let idle = state.config.idle_timeout(&state.config.tcp_channel);
+            relay_socket(stream, socket, idle).await
         }
         (visitor, speculative) => {
             if let Some(stream) = speculative {
@@ -104,15 +106,23 @@ async fn reclassify(
 /// Relays a stream whose target spoke first, checking the user's first
 /// bytes before any reach the target.
 async fn relay_checked(stream: MuxStream, socket: TcpStream, peer: SocketAddr, state: &State) {
-    let (read, mut write) = socket.into_split();
-    let mut read = FirstBytesCheck::new(read);
-    if let Err(err) = relay(stream, &mut read, &mut write).await {
+    let channel = &state.config.tcp_channel;
+    let activity = Activity::new();
+    let (read, write) = socket.into_split();
+    let mut read = FirstBytesCheck::new(activity.watch(read));
+    let mut write = activity.watch(write);
+    let relay = relay(stream, &mut read, &mut write);
+    let outcome = match state.config.idle_timeout(channel) {
+        Some(limit) => bounded_by_idle(relay, &activity, limit).await,
+        None => relay.await,
+    };
+    if let Err(err) = outcome {
         if read.refused {
-            warn!(%peer, channel = %state.config.tcp_channel, "an HTTP request or link handshake came after the silent channel's target spoke: not forwarded, connection reset");
+            warn!(%peer, %channel, "an HTTP request or link handshake came after the silent channel's target spoke: not forwarded, connection reset");
         } else {
             debug!(%peer, %err, "silent user's stream ended early");
         }
-        abort_split(read.inner, write);
+        abort_split(read.inner.into_inner(), write.into_inner());
     }
 }
 

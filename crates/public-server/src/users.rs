@@ -3,13 +3,16 @@
 //! page that says why (503, 502 or 504); a raw user is reset.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 use uptun_protocol::handshake::status_text;
-use uptun_protocol::{abort_tcp, relay_tcp, MuxStream};
+use uptun_protocol::{abort_split, abort_tcp, relay, relay_tcp, MuxStream};
+
+use crate::idle::{bounded_by_idle, Activity};
 
 use crate::open::open_to_agent;
 use crate::server::State;
@@ -22,7 +25,7 @@ pub(crate) async fn serve_web(
 ) {
     let channel = &state.config.http_channel;
     match open_to_agent(channel, &peer.to_string(), first.freeze(), state).await {
-        Ok(stream) => relay_socket(stream, socket).await,
+        Ok(stream) => relay_socket(stream, socket, state.config.idle_timeout(channel)).await,
         Err(turned) => {
             let status = turned.status();
             warn!(%peer, %channel, status, detail = %turned.detail(), "web user turned away");
@@ -46,7 +49,7 @@ pub(crate) async fn serve_raw(
     state: &State,
 ) {
     match open_to_agent(channel, &peer.to_string(), first.freeze(), state).await {
-        Ok(stream) => relay_socket(stream, socket).await,
+        Ok(stream) => relay_socket(stream, socket, state.config.idle_timeout(channel)).await,
         Err(turned) => {
             warn!(%peer, %channel, %turned, detail = %turned.detail(), "raw user turned away: reset");
             abort_tcp(socket);
@@ -54,9 +57,25 @@ pub(crate) async fn serve_raw(
     }
 }
 
-pub(crate) async fn relay_socket(stream: MuxStream, socket: TcpStream) {
+/// Relays a user's socket until both directions end; an abnormal end (or
+/// the channel's idle timeout) resets the socket.
+pub(crate) async fn relay_socket(stream: MuxStream, socket: TcpStream, idle: Option<Duration>) {
     let id = stream.id();
-    match relay_tcp(stream, socket).await {
+    let outcome = match idle {
+        None => relay_tcp(stream, socket).await,
+        Some(limit) => {
+            let activity = Activity::new();
+            let (read, write) = socket.into_split();
+            let (mut read, mut write) = (activity.watch(read), activity.watch(write));
+            let relay = relay(stream, &mut read, &mut write);
+            let outcome = bounded_by_idle(relay, &activity, limit).await;
+            if outcome.is_err() {
+                abort_split(read.into_inner(), write.into_inner());
+            }
+            outcome
+        }
+    };
+    match outcome {
         Ok(stats) => debug!(
             stream = id,
             sent = stats.sent,

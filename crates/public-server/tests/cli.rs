@@ -68,6 +68,11 @@ fn out_of_range_flags_exit_2_with_the_range() {
         ("--sniff-timeout", "0", "use 10ms to 60s"),
         ("--header-timeout", "0ms", "use 100ms to 600s"),
         ("--connect-timeout", "0", "use 100ms to 600s"),
+        ("--idle-timeout", "ssh", "CHANNEL=DURATION"),
+        ("--idle-timeout", "ssh=0", "use 1s to"),
+        ("--idle-timeout", "a b=5s", "not a channel name"),
+        ("--max-unclassified", "0", "1..=1000000"),
+        ("--max-unclassified-per-source", "0", "1..=1000000"),
     ] {
         let out = server(&["--listen", "127.0.0.1:0", "--agent-token", "t", flag, value]);
         let err = String::from_utf8_lossy(&out.stderr);

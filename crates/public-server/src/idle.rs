@@ -1,0 +1,151 @@
+//! Per-channel idle timeouts for users: a user stream on which no byte moved
+//! either way for the channel's `--idle-timeout` is reset, like a stream
+//! whose agent died, so a forgotten connection does not hold a stream (and
+//! its window) forever.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+use uptun_protocol::{RelayError, RelayStats};
+
+/// When bytes last moved, in milliseconds since `start`.
+#[derive(Debug, Clone)]
+pub(crate) struct Activity {
+    start: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    pub fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last_ms: Arc::default(),
+        }
+    }
+
+    fn stamp(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            if last.elapsed() >= limit {
+                return;
+            }
+            tokio::time::sleep_until(last + limit).await;
+        }
+    }
+
+    /// Wraps one half of a socket so its reads and writes count as activity.
+    pub fn watch<T>(&self, io: T) -> Watched<T> {
+        Watched {
+            io,
+            activity: self.clone(),
+        }
+    }
+}
+
+/// Runs `relay`, or gives up with an error once nothing moved for `limit`.
+/// Dropping the relay resets its stream.
+pub(crate) async fn bounded_by_idle(
+    relay: impl Future<Output = Result<RelayStats, RelayError>>,
+    activity: &Activity,
+    limit: Duration,
+) -> Result<RelayStats, RelayError> {
+    tokio::select! {
+        outcome = relay => outcome,
+        () = activity.idle_for(limit) => Err(RelayError::Local(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no data either way for {:.1} s (idle timeout)", limit.as_secs_f64()),
+        ))),
+    }
+}
+
+/// A socket half whose traffic is stamped on an [`Activity`].
+#[derive(Debug)]
+pub(crate) struct Watched<T> {
+    io: T,
+    activity: Activity,
+}
+
+impl<T> Watched<T> {
+    pub fn into_inner(self) -> T {
+        self.io
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.stamp();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.stamp();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_fires_only_after_a_quiet_limit_and_traffic_moves_it() {
+        let activity = Activity::new();
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut watched = activity.watch(a);
+        let limit = Duration::from_secs(10);
+        let started = Instant::now();
+        let idle = activity.idle_for(limit);
+        tokio::pin!(idle);
+        // Traffic at 6 s moves the deadline to 16 s.
+        tokio::select! {
+            () = &mut idle => panic!("idle before any quiet limit"),
+            () = tokio::time::sleep(Duration::from_secs(6)) => {}
+        }
+        tokio::io::AsyncWriteExt::write_all(&mut watched, b"x")
+            .await
+            .unwrap();
+        let mut one = [0u8; 1];
+        tokio::io::AsyncReadExt::read_exact(&mut b, &mut one)
+            .await
+            .unwrap();
+        idle.await;
+        assert_eq!(started.elapsed(), Duration::from_secs(16));
+    }
+}
