@@ -92,6 +92,11 @@ pub struct LinkArgs {
           value_parser = clap::value_parser!(u32).range(MIN_PING_MISSES as i64..=MAX_PING_MISSES as i64))]
     pub ping_misses: u32,
 
+    /// Streams open at once on one link, both directions together; a newcomer over it is refused
+    #[arg(long, env = "UPTUN_MAX_STREAMS", global = true, default_value_t = uptun_protocol::Config::default().max_streams,
+          value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_048_576))]
+    pub max_streams: usize,
+
     /// Log format: text or json (filter with RUST_LOG, e.g. RUST_LOG=debug)
     #[arg(long, env = "UPTUN_LOG_FORMAT", global = true, default_value = "text")]
     pub log_format: LogFormat,
@@ -104,6 +109,7 @@ impl LinkArgs {
             window: self.window,
             ping_interval: self.ping_interval,
             idle_timeout: self.ping_interval * self.ping_misses,
+            max_streams: self.max_streams,
             ..uptun_protocol::Config::default()
         }
     }

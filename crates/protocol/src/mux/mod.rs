@@ -46,7 +46,8 @@ pub struct Config {
     pub window: u32,
     /// Largest DATA payload this side sends.
     pub max_data: usize,
-    /// Streams open at once on this link, both directions together.
+    /// Streams open at once on this link, both directions together. It
+    /// also bounds what the control queue may owe (control.rs).
     pub max_streams: usize,
     /// Streams the peer opened that wait for `Incoming::next`.
     pub accept_backlog: usize,
@@ -66,7 +67,7 @@ impl Default for Config {
         Config {
             window: crate::handshake::DEFAULT_WINDOW,
             max_data: 128 * 1024,
-            max_streams: 65_536,
+            max_streams: 16_384,
             accept_backlog: 1024,
             accept_incoming: true,
             ping_interval: Duration::from_secs(10),

@@ -1,6 +1,8 @@
-//! Slow and silent connections cannot crowd out users who speak: they are
-//! cut at the header deadline, and each source may hold only so many
-//! connections that have not yet said what they are.
+//! Limits: slow and silent connections cannot crowd out users who speak
+//! (they are cut at the header deadline, and each source may hold only so
+//! many connections that have not yet said what they are), and a link
+//! carries at most `--max-streams` streams, the newcomer refused while the
+//! established ones go on.
 
 use std::time::{Duration, Instant};
 
@@ -88,4 +90,42 @@ async fn one_source_may_hold_only_so_many_unclassified_connections() {
     }
     let (status, _) = http_get(server.addr, "/_uptun/health").await.unwrap();
     assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_at_its_stream_limit_refuses_the_newcomer_and_keeps_the_rest() {
+    let echo = targets::echo().await;
+    let server = Server::start(&["--max-streams", "2"]).await;
+    let _agent = server.agent(&[format!("tcp={echo}")]).await;
+    let mut held = Vec::new();
+    for i in 0..2u8 {
+        let mut user = TcpStream::connect(server.addr).await.unwrap();
+        user.write_all(&[0, i]).await.unwrap();
+        let mut back = [0u8; 2];
+        bounded("an echo", user.read_exact(&mut back))
+            .await
+            .unwrap();
+        held.push(user);
+    }
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    third.write_all(b"\x00three").await.unwrap();
+    let mut buf = [0u8; 8];
+    let end = bounded("the third user's end", third.read(&mut buf)).await;
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset)
+    );
+    server.proc.wait_log("too many streams on this link").await;
+    // The two established streams are untouched.
+    for (i, user) in held.iter_mut().enumerate() {
+        let data = uptun_e2e::data::pattern(i as u64, 256 * 1024);
+        let mut data = data;
+        data[0] = 0;
+        user.write_all(&data).await.unwrap();
+        let mut back = vec![0u8; data.len()];
+        bounded("an echo after the refusal", user.read_exact(&mut back))
+            .await
+            .unwrap();
+        assert_eq!(back, data);
+    }
 }
