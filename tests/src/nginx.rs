@@ -1,5 +1,6 @@
 //! nginx as a stand-in for a PaaS router: plain HTTP/1.1 reverse proxy with
-//! the usual upgrade pass-through, in front of the public server.
+//! the usual upgrade pass-through, in front of the public server; and nginx
+//! as a target that reads PROXY protocol headers.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -17,6 +18,56 @@ const NGINX: &str = "/usr/sbin/nginx";
 
 /// `None` (after saying why) when nginx is not installed.
 pub async fn start(upstream: SocketAddr) -> Option<Nginx> {
+    launch(|port, _| {
+        format!(
+            r#"
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_buffering off;
+            proxy_read_timeout 300s;
+        }}
+    }}"#
+        )
+    })
+    .await
+}
+
+/// The body every request to [`start_proxy_protocol`]'s nginx gets.
+pub const PROXY_BODY: &str = "hello from behind a PROXY header\n";
+
+/// nginx that expects a PROXY protocol header (v1 or v2) on every
+/// connection and answers [`PROXY_BODY`]. Each request is logged to
+/// `proxy.log` (see [`Nginx::file`]) as
+/// `ADDR:PORT SERVER_ADDR:SERVER_PORT "REQUEST" STATUS`, the addresses
+/// being the header's source and destination.
+pub async fn start_proxy_protocol() -> Option<Nginx> {
+    launch(|port, d| {
+        format!(
+            r#"
+    log_format pp '$proxy_protocol_addr:$proxy_protocol_port '
+                  '$proxy_protocol_server_addr:$proxy_protocol_server_port '
+                  '"$request" $status';
+    server {{
+        listen 127.0.0.1:{port} proxy_protocol;
+        access_log {d}/proxy.log pp;
+        location / {{ return 200 "{body}"; }}
+    }}"#,
+            body = PROXY_BODY.escape_default(),
+        )
+    })
+    .await
+}
+
+/// Starts nginx with `servers(port, dir)` inside its `http` block, on a
+/// free port of 127.0.0.1, and waits until it listens.
+async fn launch(servers: impl FnOnce(u16, &str) -> String) -> Option<Nginx> {
     if !have(NGINX) {
         crate::procs::skip("nginx is not installed; .ci/run installs it");
         return None;
@@ -44,22 +95,11 @@ http {{
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
-    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://{upstream};
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $host;
-            proxy_buffering off;
-            proxy_read_timeout 300s;
-        }}
-    }}
+{servers}
 }}
 "#,
         user = if root { "user root;" } else { "" },
+        servers = servers(port, &d),
     );
     std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
     let child = Command::new(NGINX)
@@ -98,11 +138,16 @@ impl Nginx {
     }
 
     pub fn logs(&self) -> String {
-        ["error.log", "access.log", "stderr.log"]
+        ["error.log", "access.log", "proxy.log", "stderr.log"]
             .iter()
-            .map(|f| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default())
+            .map(|f| self.file(f))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// One of nginx's files in its directory (`proxy.log`, …), or "".
+    pub fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
     }
 }
 

@@ -11,8 +11,13 @@ use uptun_protocol::handshake::{PeerKind, Refusal};
 use uptun_protocol::{spawn_link, IncomingStream, Role, Secret};
 
 use crate::backoff::Backoff;
+use crate::channel::ChannelConfig;
 use crate::dial::{dial, DialError, LinkParams, ServerUrl};
+use crate::proxy_header::ProxyProtocol;
 use crate::target::Target;
+
+/// Channel name → what serving it means.
+type Channels = Arc<HashMap<String, ChannelConfig>>;
 
 /// Everything an agent needs. `{:?}` shows the token as `***`.
 #[derive(Debug, Clone)]
@@ -21,6 +26,9 @@ pub struct AgentConfig {
     pub token: Secret,
     /// Channel name → target, in the order given.
     pub channels: Vec<(String, Target)>,
+    /// Channels whose target gets a PROXY protocol header naming the user;
+    /// each must be one of `channels`.
+    pub proxy_protocol: Vec<(String, ProxyProtocol)>,
     /// Shown in the server's logs and status page.
     pub name: Option<String>,
     /// How long dialing a target may take before the stream is refused.
@@ -43,6 +51,7 @@ impl AgentConfig {
             server,
             token: token.into(),
             channels,
+            proxy_protocol: Vec::new(),
             name: None,
             target_timeout: Duration::from_secs(10),
             mux: uptun_protocol::Config::default(),
@@ -58,12 +67,19 @@ pub enum AgentError {
     /// The server refused us in a way retrying cannot fix (401, 403, 426, …).
     #[error("{}", .0.reason)]
     Refused(Refusal),
+    /// The configuration contradicts itself (a PROXY setting for a channel
+    /// it does not serve); the message says what to change.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Runs the agent until `shutdown` is cancelled or the server refuses it:
 /// `config.links` links, each kept up on its own.
 pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
-    let targets: Arc<HashMap<String, Target>> = Arc::new(config.channels.iter().cloned().collect());
+    let targets: Channels = Arc::new(
+        crate::channel::table(&config.channels, &config.proxy_protocol)
+            .map_err(AgentError::Config)?,
+    );
     let config = Arc::new(config);
     // A refusal ends every link: the next attempt would be refused the same way.
     let stop = shutdown.child_token();
@@ -90,7 +106,7 @@ pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Resu
 /// Keeps one link to the server up, reconnecting with backoff.
 async fn keep_link(
     config: Arc<AgentConfig>,
-    targets: Arc<HashMap<String, Target>>,
+    targets: Channels,
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
     let names: Vec<String> = config.channels.iter().map(|(n, _)| n.clone()).collect();
@@ -140,7 +156,7 @@ async fn keep_link(
 async fn serve_link(
     dialed: crate::dial::Dialed,
     config: &AgentConfig,
-    targets: Arc<HashMap<String, Target>>,
+    targets: Channels,
     shutdown: &CancellationToken,
 ) -> String {
     let (link, mut incoming) = spawn_link(
@@ -174,18 +190,14 @@ async fn serve_link(
     link.close_reason().unwrap_or_default()
 }
 
-async fn serve_stream(
-    incoming: IncomingStream,
-    targets: Arc<HashMap<String, Target>>,
-    timeout: Duration,
-) {
-    let Some(target) = targets.get(&incoming.channel) else {
+async fn serve_stream(incoming: IncomingStream, targets: Channels, timeout: Duration) {
+    let Some(channel) = targets.get(&incoming.channel) else {
         let reason = format!("this agent does not serve channel \"{}\"", incoming.channel);
         warn!(channel = %incoming.channel, user = %incoming.peer, %reason, "stream refused");
         incoming.refuse(&reason);
         return;
     };
-    let connected = match target.dial(timeout).await {
+    let connected = match channel.connect(&incoming.peer, timeout).await {
         Ok(connected) => connected,
         Err(reason) => {
             warn!(channel = %incoming.channel, user = %incoming.peer, %reason, "stream refused");

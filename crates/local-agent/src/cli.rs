@@ -20,6 +20,10 @@ Examples:
   local-agent --server http://tunnel.example.com --token s3cret --links 2 \\
       --channel web=127.0.0.1:3000
 
+  # Tell a web server the user's real address: nginx with `listen 8080 proxy_protocol;`
+  local-agent --server http://tunnel.example.com --token s3cret \\
+      --channel web=127.0.0.1:8080 --proxy-protocol web=v2
+
   # Reach the ssh channel from anywhere, through the same port
   ssh -o ProxyCommand='local-agent connect --server http://tunnel.example.com --token s3cret ssh' me@host
 
@@ -41,6 +45,13 @@ pub struct Cli {
     #[arg(long = "channel", short = 'c', env = "UPTUN_CHANNELS", value_delimiter = ',',
           value_name = "NAME=TARGET", value_parser = parse_channel)]
     pub channels: Vec<(String, crate::Target)>,
+
+    /// Write a PROXY protocol header (v1 text or v2 binary) with the user's
+    /// address to CHANNEL's target before any data, as in web=v2; only for
+    /// targets that expect one (nginx `listen … proxy_protocol`) (repeatable)
+    #[arg(long = "proxy-protocol", env = "UPTUN_PROXY_PROTOCOL", value_delimiter = ',',
+          value_name = "CHANNEL=VERSION", value_parser = parse_proxy_protocol)]
+    pub proxy_protocol: Vec<(String, crate::ProxyProtocol)>,
 
     /// Name shown in the server's logs and status page [default: this host's name]
     #[arg(long, env = "UPTUN_NAME")]
@@ -121,6 +132,16 @@ fn parse_channel(s: &str) -> Result<(String, crate::Target), String> {
     Ok((name.to_string(), target.parse()?))
 }
 
+fn parse_proxy_protocol(s: &str) -> Result<(String, crate::ProxyProtocol), String> {
+    let (name, version) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not CHANNEL=VERSION, as in --proxy-protocol web=v2"))?;
+    let version = version
+        .parse()
+        .map_err(|e| format!("{e}, as in --proxy-protocol {name}=v2"))?;
+    Ok((name.to_string(), version))
+}
+
 impl Common {
     /// --server and --token, or a message saying how to give them.
     pub fn server_and_token(&self) -> Result<(ServerUrl, Secret), String> {
@@ -137,6 +158,33 @@ impl Common {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each `local-agent …` command in the help parses as printed, and its
+    /// channels and PROXY settings agree.
+    #[test]
+    fn help_examples_parse_as_printed() {
+        let mut commands = Vec::new();
+        let mut current = String::new();
+        for line in EXAMPLES.lines().map(str::trim) {
+            if line.starts_with("local-agent") || !current.is_empty() {
+                current.push_str(line.trim_end_matches('\\'));
+                current.push(' ');
+                if !line.ends_with('\\') {
+                    commands.push(std::mem::take(&mut current));
+                }
+            }
+        }
+        assert!(commands.len() >= 4, "{commands:?}");
+        assert!(commands
+            .iter()
+            .any(|c| c.contains("--proxy-protocol web=v2")));
+        for command in commands {
+            let cli = Cli::try_parse_from(command.split_whitespace())
+                .unwrap_or_else(|e| panic!("{command}: {e}"));
+            crate::channel::table(&cli.channels, &cli.proxy_protocol)
+                .unwrap_or_else(|e| panic!("{command}: {e}"));
+        }
+    }
 
     #[test]
     fn debug_of_flags_and_configs_hides_the_token() {

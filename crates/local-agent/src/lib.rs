@@ -6,15 +6,18 @@
 
 mod agent;
 mod backoff;
+mod channel;
 mod cli;
 mod client;
 mod dial;
+mod proxy_header;
 mod target;
 
 pub use agent::{run_agent, AgentConfig, AgentError};
 pub use cli::{Cli, Command, Common};
 pub use client::{connect, forward, ClientConfig, ForwardSpec};
 pub use dial::{DialError, ServerUrl};
+pub use proxy_header::ProxyProtocol;
 pub use target::Target;
 pub use uptun_cli::init_logging;
 pub use uptun_protocol::Secret;

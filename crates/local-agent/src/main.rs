@@ -37,6 +37,7 @@ fn main() -> ExitCode {
                     );
                 }
                 let mut config = AgentConfig::new(server, token, cli.channels);
+                config.proxy_protocol = cli.proxy_protocol;
                 config.name = cli.name.or_else(hostname);
                 config.target_timeout = cli.target_timeout;
                 config.links = cli.links.into();
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
                         &format!("the server refused this agent ({}): {}", r.status, r.reason),
                         USAGE,
                     ),
+                    Err(AgentError::Config(msg)) => fail(&msg, USAGE),
                 }
             }
             Some(Command::Forward { forwards }) => {

@@ -1,7 +1,9 @@
 //! What a channel leads to on the agent's side, and how it is dialed.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UnixStream};
 use uptun_protocol::{relay, relay_tcp, MuxStream, RelayError, RelayStats};
 
@@ -47,6 +49,24 @@ pub(crate) enum Connected {
 }
 
 impl Connected {
+    /// The target's address as this agent reached it; `None` for a Unix
+    /// socket (or a TCP target that is already gone).
+    pub fn target_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Connected::Tcp(socket) => socket.peer_addr().ok(),
+            Connected::Unix(_) => None,
+        }
+    }
+
+    /// Writes `bytes` (a PROXY header) before the relay starts, so they
+    /// reach the target ahead of any byte from the user.
+    pub async fn write_first(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Connected::Tcp(socket) => socket.write_all(bytes).await,
+            Connected::Unix(socket) => socket.write_all(bytes).await,
+        }
+    }
+
     /// Relays `stream` to the target until both directions finish. An
     /// abnormal end resets a TCP target; a Unix socket has no reset, so
     /// there the target sees the connection close.

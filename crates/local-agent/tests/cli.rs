@@ -113,3 +113,35 @@ fn out_of_range_link_flags_exit_2_on_every_command() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("use 100ms to 600s"));
 }
+
+#[test]
+fn proxy_protocol_flags_are_checked_before_dialing() {
+    let base = ["--server", "http://127.0.0.1:1", "--token", "t"];
+    let channel = ["--channel", "web=127.0.0.1:1"];
+
+    let out = agent(&[&base[..], &channel, &["--proxy-protocol", "web=v3"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--proxy-protocol") && err.contains("write v1 or v2"),
+        "{err}"
+    );
+
+    let out = agent(&[&base[..], &channel, &["--proxy-protocol", "web"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("CHANNEL=VERSION"), "{err}");
+
+    // A channel the agent does not serve: exit 2 at once, naming the fix.
+    let out = Command::new(env!("CARGO_BIN_EXE_local-agent"))
+        .args([&base[..], &channel].concat())
+        .env("UPTUN_PROXY_PROTOCOL", "web=v1,ssh=v2")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("serves no channel \"ssh\"") && err.contains("--channel ssh=HOST:PORT"),
+        "{err}"
+    );
+}

@@ -1,0 +1,154 @@
+//! One served channel as the agent runs it: the target and the per-channel
+//! settings (today the PROXY header), and how a stream reaches that target.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::proxy_header::{self, ProxyProtocol};
+use crate::target::{Connected, Target};
+
+/// What the agent does with a stream on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChannelConfig {
+    pub target: Target,
+    /// Header written to the target ahead of the user's bytes, if any.
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+impl ChannelConfig {
+    /// Dials the target for a stream from `user` (the OPEN frame's address
+    /// text) and writes the channel's PROXY header, so the relay that
+    /// follows can only put user bytes after it. Errors read as reasons
+    /// for REFUSE ("could not reach …").
+    pub async fn connect(&self, user: &str, timeout: Duration) -> Result<Connected, String> {
+        let mut connected = self.target.dial(timeout).await?;
+        if let Some(version) = self.proxy_protocol {
+            let header = proxy_header::header(version, user, connected.target_addr());
+            // No deadline of its own: a fresh socket's send buffer takes
+            // these ≤ 108 bytes at once, whatever the target does.
+            if let Err(err) = connected.write_first(&header).await {
+                return Err(format!(
+                    "could not send the PROXY header to {}: {err}",
+                    self.target
+                ));
+            }
+        }
+        Ok(connected)
+    }
+}
+
+/// The channel table: each `--channel` with its `--proxy-protocol`, or a
+/// message saying which flag to fix.
+pub(crate) fn table(
+    channels: &[(String, Target)],
+    proxy_protocol: &[(String, ProxyProtocol)],
+) -> Result<HashMap<String, ChannelConfig>, String> {
+    let mut table: HashMap<String, ChannelConfig> = channels
+        .iter()
+        .map(|(name, target)| {
+            let config = ChannelConfig {
+                target: target.clone(),
+                proxy_protocol: None,
+            };
+            (name.clone(), config)
+        })
+        .collect();
+    for (name, version) in proxy_protocol {
+        let Some(channel) = table.get_mut(name) else {
+            let mut served: Vec<&str> = channels.iter().map(|(n, _)| n.as_str()).collect();
+            served.sort_unstable();
+            return Err(format!(
+                "--proxy-protocol {name}={version}: this agent serves no channel \"{name}\"; \
+                 name one of {} or add --channel {name}=HOST:PORT",
+                served.join(", ")
+            ));
+        };
+        if channel.proxy_protocol.is_some_and(|v| v != *version) {
+            return Err(format!(
+                "--proxy-protocol names channel \"{name}\" twice with different versions: keep one"
+            ));
+        }
+        channel.proxy_protocol = Some(*version);
+    }
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    fn web() -> Vec<(String, Target)> {
+        vec![("web".into(), "127.0.0.1:8080".parse().unwrap())]
+    }
+
+    #[test]
+    fn the_table_joins_channels_and_their_proxy_setting() {
+        let table = table(&web(), &[("web".into(), ProxyProtocol::V2)]).unwrap();
+        assert_eq!(table["web"].proxy_protocol, Some(ProxyProtocol::V2));
+        let table = super::table(&web(), &[]).unwrap();
+        assert_eq!(table["web"].proxy_protocol, None);
+    }
+
+    #[test]
+    fn proxy_protocol_for_a_channel_not_served_says_what_to_write() {
+        let err = table(&web(), &[("ssh".into(), ProxyProtocol::V1)]).unwrap_err();
+        assert!(err.contains("serves no channel \"ssh\""), "{err}");
+        assert!(err.contains("name one of web"), "{err}");
+        assert!(err.contains("--channel ssh=HOST:PORT"), "{err}");
+        let twice = [
+            ("web".into(), ProxyProtocol::V1),
+            ("web".into(), ProxyProtocol::V2),
+        ];
+        assert!(table(&web(), &twice).unwrap_err().contains("keep one"));
+    }
+
+    /// The header arrives first on a real socket, naming the target as the
+    /// agent reached it.
+    #[tokio::test]
+    async fn a_tcp_target_reads_the_header_before_anything_else() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target_addr = listener.local_addr().unwrap();
+        let channel = ChannelConfig {
+            target: target_addr.to_string().parse().unwrap(),
+            proxy_protocol: Some(ProxyProtocol::V1),
+        };
+        let timeout = Duration::from_secs(10);
+        let connected = channel.connect("203.0.113.5:51234", timeout).await;
+        let (mut socket, _) = listener.accept().await.unwrap();
+        drop(connected.unwrap());
+        let mut got = String::new();
+        socket.read_to_string(&mut got).await.unwrap();
+        let want = format!(
+            "PROXY TCP4 203.0.113.5 127.0.0.1 51234 {}\r\n",
+            target_addr.port()
+        );
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn a_unix_target_gets_a_v2_header_with_the_user() {
+        let dir = std::env::temp_dir().join(format!("uptun-pp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("target.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let channel = ChannelConfig {
+            target: Target::Unix(path.clone()),
+            proxy_protocol: Some(ProxyProtocol::V2),
+        };
+        let connected = channel.connect("203.0.113.5:51234", Duration::from_secs(10));
+        let connected = connected.await.unwrap();
+        let (mut socket, _) = listener.accept().await.unwrap();
+        drop(connected);
+        let mut got = Vec::new();
+        socket.read_to_end(&mut got).await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let parsed = ppp::v2::Header::try_from(got.as_slice()).unwrap();
+        assert_eq!(parsed.len(), got.len(), "nothing after the header");
+        assert_eq!(
+            parsed.addresses,
+            ppp::v2::IPv4::new([203, 0, 113, 5], [0, 0, 0, 0], 51234, 0).into()
+        );
+    }
+}
