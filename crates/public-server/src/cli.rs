@@ -8,6 +8,7 @@ use uptun_cli::duration_in;
 pub use uptun_cli::{init_logging, LinkArgs, LogFormat};
 use uptun_protocol::Secret;
 
+use crate::auth::{Grant, GrantParser};
 use crate::config::Config;
 
 const EXAMPLES: &str = "\
@@ -39,23 +40,15 @@ pub struct Cli {
     #[arg(long, env = "UPTUN_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
 
-    /// Token agents must present. Without one, a random token is generated and printed once.
-    #[arg(
-        long,
-        env = "UPTUN_AGENT_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub agent_token: Option<Secret>,
+    /// Token agents must present, optionally limited to channels: TOKEN or TOKEN:CHANNEL,… (names, `prefix*`); repeat for several (`;` between them in the env var). Without one, a random token is generated and printed once.
+    #[arg(long, env = "UPTUN_AGENT_TOKEN", hide_env_values = true, value_name = "TOKEN[:CHANNELS]",
+          value_delimiter = ';', value_parser = GrantParser)]
+    pub agent_token: Vec<Grant>,
 
-    /// Token clients (forward, connect) must present [default: none, clients are refused]
-    #[arg(
-        long,
-        env = "UPTUN_CLIENT_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub client_token: Option<Secret>,
+    /// Token clients (forward, connect) must present, optionally limited to the channels they may open; repeatable like --agent-token [default: none, clients are refused]
+    #[arg(long, env = "UPTUN_CLIENT_TOKEN", hide_env_values = true, value_name = "TOKEN[:CHANNELS]",
+          value_delimiter = ';', value_parser = GrantParser)]
+    pub client_token: Vec<Grant>,
 
     /// Token for GET <prefix>/status, sent as `Authorization: Bearer TOKEN` [default: none, status is off]
     #[arg(
@@ -135,12 +128,13 @@ impl Cli {
 
     /// The server configuration, and whether the agent token was generated.
     pub fn into_config(self) -> (Config, bool) {
-        let generated = self.agent_token.is_none();
-        let token = self
-            .agent_token
-            .unwrap_or_else(|| Secret::new(generate_token()));
-        let mut config = Config::new(token);
-        config.client_token = self.client_token;
+        let generated = self.agent_token.is_empty();
+        let mut config = Config::new(Secret::default());
+        config.tokens.agents = match generated {
+            true => vec![Grant::any(generate_token())],
+            false => self.agent_token,
+        };
+        config.tokens.clients = self.client_token;
         config.admin_token = self.admin_token;
         config.http_channel = self.http_channel;
         config.ssh_channel = self.ssh_channel;
@@ -178,7 +172,7 @@ mod tests {
         let flags = format!("{cli:?}");
         let (config, generated) = cli.into_config();
         assert!(!generated);
-        assert!(config.agent_token.matches("agent-s3cret"));
+        assert!(config.tokens.agents[0].token.matches("agent-s3cret"));
         for shown in [flags, format!("{config:?}"), format!("{config:#?}")] {
             assert!(!shown.contains("s3cret"), "{shown}");
             assert!(shown.contains("***"), "{shown}");

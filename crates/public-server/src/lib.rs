@@ -3,6 +3,7 @@
 //! relays users to the agents serving their channel.
 #![forbid(unsafe_code)]
 
+mod auth;
 mod classify;
 mod cli;
 mod config;
@@ -14,6 +15,7 @@ mod server;
 mod silent;
 mod users;
 
+pub use auth::{Channels, Grant, Tokens};
 pub use cli::{generate_token, init_logging, Cli, LogFormat};
 pub use config::Config;
 pub use registry::Registry;
