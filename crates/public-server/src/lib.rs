@@ -10,6 +10,7 @@ mod config;
 mod endpoints;
 mod links;
 mod open;
+mod penalty;
 mod registry;
 mod server;
 mod silent;

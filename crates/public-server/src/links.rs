@@ -34,7 +34,7 @@ pub(crate) async fn serve(
     });
     let (req, scope) = match checked {
         Ok(ok) => ok,
-        Err(refusal) => return refuse(socket, kind, refusal).await,
+        Err(refusal) => return refuse(socket, peer, kind, refusal, &state).await,
     };
     if let Err(err) = socket
         .write_all(accept_response(state.config.mux.window).as_bytes())
@@ -56,11 +56,28 @@ pub(crate) async fn serve(
     }
 }
 
-/// Answers a refused handshake. The log (in the link's span) names the
-/// peer, never a token.
-async fn refuse(mut socket: TcpStream, kind: PeerKind, refusal: Refusal) {
+/// Answers a refused handshake. Token failures (401, 403) are counted per
+/// source address, and a source that keeps failing waits before it hears
+/// the answer (`penalty.rs`). The log names the peer, never a token.
+async fn refuse(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    kind: PeerKind,
+    refusal: Refusal,
+    state: &State,
+) {
     let reason = &refusal.reason;
-    warn!(status = refusal.status, %reason, ?kind, "refused link");
+    if matches!(refusal.status, 401 | 403) {
+        let (failures, delay) = state.penalties.fail(peer.ip());
+        let delay_ms = delay.as_millis() as u64;
+        warn!(status = refusal.status, %reason, ?kind, failures, delay_ms, "refused link");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = state.shutdown.cancelled() => {}
+        }
+    } else {
+        warn!(status = refusal.status, %reason, ?kind, "refused link");
+    }
     let _ = socket.write_all(refusal.to_http().as_bytes()).await;
     let _ = socket.shutdown().await;
 }

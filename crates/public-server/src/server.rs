@@ -13,6 +13,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::classify::{classify, Visitor};
 use crate::config::Config;
+use crate::penalty::Penalties;
 use crate::registry::Registry;
 use crate::{endpoints, links, silent, users};
 
@@ -21,6 +22,8 @@ use crate::{endpoints, links, silent, users};
 pub(crate) struct State {
     pub config: Config,
     pub registry: Registry,
+    /// Failed handshakes per source address.
+    pub penalties: Penalties,
     pub shutdown: CancellationToken,
 }
 
@@ -37,6 +40,7 @@ pub async fn run(
     let state = Arc::new(State {
         config,
         registry: Registry::new(),
+        penalties: Penalties::default(),
         shutdown: shutdown.clone(),
     });
     let tracker = TaskTracker::new();
