@@ -108,14 +108,16 @@ impl clap::builder::TypedValueParser for GrantParser {
         arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
     ) -> Result<Grant, clap::Error> {
-        let flag = arg.map(|a| a.get_id().as_str().replace('_', "-"));
+        let flag = arg.map_or("token".into(), |a| {
+            let flag = a.get_id().as_str().replace('_', "-");
+            match a.get_env() {
+                Some(env) => format!("--{flag} ({})", env.to_string_lossy()),
+                None => format!("--{flag}"),
+            }
+        });
         let fail = |why: String| {
-            let flag = flag.as_deref().unwrap_or("token");
-            clap::Error::raw(
-                clap::error::ErrorKind::ValueValidation,
-                format!("--{flag}: {why}\n"),
-            )
-            .with_cmd(cmd)
+            let kind = clap::error::ErrorKind::ValueValidation;
+            clap::Error::raw(kind, format!("{flag}: {why}\n")).with_cmd(cmd)
         };
         let text = value.to_str().ok_or_else(|| fail("not UTF-8".into()))?;
         Grant::parse(text).map_err(fail)

@@ -26,7 +26,13 @@ Examples:
   # Let clients (local-agent forward / connect) in with a token of their own,
   # and turn on the status page for whoever holds the admin token
   public-server --agent-token s3cret --client-token c1ient --admin-token adm1n
-  curl -H \"Authorization: Bearer adm1n\" https://tunnel.example.com/_uptun/status";
+  curl -H \"Authorization: Bearer adm1n\" https://tunnel.example.com/_uptun/status
+
+  # Several tokens, some limited to channels (names, or a prefix ending in *):
+  # agents with w3b may serve only web and dev-…; clients with 0ps may open only ssh
+  public-server --agent-token s3cret --agent-token 'w3b:web,dev-*' --client-token '0ps:ssh'
+  # The same in the environment: ';' between tokens
+  UPTUN_AGENT_TOKEN='s3cret;w3b:web,dev-*' UPTUN_CLIENT_TOKEN='0ps:ssh' public-server";
 
 /// uptun public server: one port for agents, clients, web and TCP users.
 ///
@@ -177,5 +183,37 @@ mod tests {
             assert!(!shown.contains("s3cret"), "{shown}");
             assert!(shown.contains("***"), "{shown}");
         }
+    }
+
+    #[test]
+    fn tokens_repeat_and_split_at_semicolons() {
+        let cli = Cli::parse_from([
+            "public-server",
+            "--agent-token",
+            "a",
+            "--agent-token",
+            "b:web,dev-*",
+            "--client-token",
+            "c:ssh;d",
+        ]);
+        let (config, _) = cli.into_config();
+        let (agents, clients) = (&config.tokens.agents, &config.tokens.clients);
+        assert_eq!((agents.len(), clients.len()), (2, 2));
+        assert!(agents[1].token.matches("b") && agents[1].channels.allows("dev-1"));
+        assert!(!agents[1].channels.allows("ssh"));
+        assert!(clients[0].channels.allows("ssh") && !clients[0].channels.allows("web"));
+        assert_eq!(clients[1].channels, crate::Channels::All);
+    }
+
+    #[test]
+    fn a_bad_token_flag_is_explained_without_the_token() {
+        let err = Cli::try_parse_from(["public-server", "--client-token", "s3cret:a b"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--client-token") && err.contains("\"a b\""),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
     }
 }
