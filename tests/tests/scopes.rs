@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use uptun_e2e::procs::{listening_addr, spawn_server, Proc};
+use uptun_e2e::procs::{connect_with_stdin, listening_addr, spawn_server, Proc};
 use uptun_e2e::{bounded, targets};
 
 /// Runs an agent with `token` serving `channels` (`name=target`).
@@ -128,6 +128,11 @@ async fn a_client_opens_only_its_channels_and_keeps_its_link() {
     assert_eq!(round_trip(tcp, &data).await.unwrap(), data);
     let log = server.wait_log("its token may not open the channel").await;
     assert_eq!(log.matches("client link up").count(), 1, "{log}");
+    // `connect` says why and fails.
+    let out = connect_with_stdin(&url, "tcp-only-e2e", "ssh", Vec::new()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert!(stderr.contains("may not open channel \"ssh\""), "{stderr}");
 
     // The other client token in the variable opens any channel.
     let args = [
