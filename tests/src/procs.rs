@@ -56,11 +56,16 @@ impl Proc {
 
     /// Starts `name` with `RUST_LOG` set to `rust_log` (`trace`, `debug`, …).
     pub fn spawn_logged(name: &str, args: &[&str], rust_log: &str) -> Proc {
+        Self::spawn_env(name, args, &[("RUST_LOG", rust_log)])
+    }
+
+    /// Starts `name` with these environment variables (`RUST_LOG` too).
+    pub fn spawn_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let dir = tempdir::Dir::new();
         let log = dir.path().join(format!("{name}.log"));
         let child = Command::new(bin(name))
             .args(args)
-            .env("RUST_LOG", rust_log)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -258,14 +263,18 @@ impl Server {
 /// describe (no client token, say).
 pub async fn spawn_server(args: &[&str], rust_log: &str) -> (Proc, SocketAddr) {
     let proc = Proc::spawn_logged("public-server", args, rust_log);
+    let addr = listening_addr(&proc).await;
+    (proc, addr)
+}
+
+/// Waits for a server's `listening` line; returns the address it bound.
+pub async fn listening_addr(proc: &Proc) -> SocketAddr {
     let log = proc.wait_log("listening addr=").await;
-    let addr = log
-        .split("listening addr=")
+    log.split("listening addr=")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|a| a.parse().ok())
-        .expect("listening address in the server log");
-    (proc, addr)
+        .expect("listening address in the server log")
 }
 
 /// Runs `local-agent connect --server URL --token TOKEN CHANNEL` with `input`

@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
     let client_token = public_server::generate_token();
     let admin_token = public_server::generate_token();
     let mut config = public_server::Config::new(token.clone());
-    config.client_token = Some(client_token.clone().into());
+    config.tokens.clients = vec![public_server::Grant::any(client_token.clone())];
     config.admin_token = Some(admin_token.clone().into());
     config.connect_timeout = Duration::from_secs(5);
     tokio::spawn(public_server::run(public, config, shutdown.clone()));

@@ -8,6 +8,7 @@ use uptun_cli::duration_in;
 pub use uptun_cli::{init_logging, LinkArgs, LogFormat};
 use uptun_protocol::Secret;
 
+use crate::auth::{Grant, GrantParser};
 use crate::config::Config;
 use crate::limits::Limits;
 
@@ -26,7 +27,13 @@ Examples:
   # Let clients (local-agent forward / connect) in with a token of their own,
   # and turn on the status page for whoever holds the admin token
   public-server --agent-token s3cret --client-token c1ient --admin-token adm1n
-  curl -H \"Authorization: Bearer adm1n\" https://tunnel.example.com/_uptun/status";
+  curl -H \"Authorization: Bearer adm1n\" https://tunnel.example.com/_uptun/status
+
+  # Several tokens, some limited to channels (names, or a prefix ending in *):
+  # agents with w3b may serve only web and dev-…; clients with 0ps may open only ssh
+  public-server --agent-token s3cret --agent-token 'w3b:web,dev-*' --client-token '0ps:ssh'
+  # The same in the environment: ';' between tokens
+  UPTUN_AGENT_TOKEN='s3cret;w3b:web,dev-*' UPTUN_CLIENT_TOKEN='0ps:ssh' public-server";
 
 /// uptun public server: one port for agents, clients, web and TCP users.
 ///
@@ -40,23 +47,15 @@ pub struct Cli {
     #[arg(long, env = "UPTUN_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
 
-    /// Token agents must present. Without one, a random token is generated and printed once.
-    #[arg(
-        long,
-        env = "UPTUN_AGENT_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub agent_token: Option<Secret>,
+    /// Token agents must present, optionally limited to channels: TOKEN or TOKEN:CHANNEL,… (names, `prefix*`); repeat for several (`;` between them in the env var). Without one, a random token is generated and printed once.
+    #[arg(long, env = "UPTUN_AGENT_TOKEN", hide_env_values = true, value_name = "TOKEN[:CHANNELS]",
+          value_delimiter = ';', value_parser = GrantParser)]
+    pub agent_token: Vec<Grant>,
 
-    /// Token clients (forward, connect) must present [default: none, clients are refused]
-    #[arg(
-        long,
-        env = "UPTUN_CLIENT_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub client_token: Option<Secret>,
+    /// Token clients (forward, connect) must present, optionally limited to the channels they may open; repeatable like --agent-token [default: none, clients are refused]
+    #[arg(long, env = "UPTUN_CLIENT_TOKEN", hide_env_values = true, value_name = "TOKEN[:CHANNELS]",
+          value_delimiter = ';', value_parser = GrantParser)]
+    pub client_token: Vec<Grant>,
 
     /// Token for GET <prefix>/status, sent as `Authorization: Bearer TOKEN` [default: none, status is off]
     #[arg(
@@ -152,12 +151,13 @@ impl Cli {
 
     /// The server configuration, and whether the agent token was generated.
     pub fn into_config(self) -> (Config, bool) {
-        let generated = self.agent_token.is_none();
-        let token = self
-            .agent_token
-            .unwrap_or_else(|| Secret::new(generate_token()));
-        let mut config = Config::new(token);
-        config.client_token = self.client_token;
+        let generated = self.agent_token.is_empty();
+        let mut config = Config::new(Secret::default());
+        config.tokens.agents = match generated {
+            true => vec![Grant::any(generate_token())],
+            false => self.agent_token,
+        };
+        config.tokens.clients = self.client_token;
         config.admin_token = self.admin_token;
         config.http_channel = self.http_channel;
         config.ssh_channel = self.ssh_channel;
@@ -214,10 +214,42 @@ mod tests {
         let flags = format!("{cli:?}");
         let (config, generated) = cli.into_config();
         assert!(!generated);
-        assert!(config.agent_token.matches("agent-s3cret"));
+        assert!(config.tokens.agents[0].token.matches("agent-s3cret"));
         for shown in [flags, format!("{config:?}"), format!("{config:#?}")] {
             assert!(!shown.contains("s3cret"), "{shown}");
             assert!(shown.contains("***"), "{shown}");
         }
+    }
+
+    #[test]
+    fn tokens_repeat_and_split_at_semicolons() {
+        let cli = Cli::parse_from([
+            "public-server",
+            "--agent-token",
+            "a",
+            "--agent-token",
+            "b:web,dev-*",
+            "--client-token",
+            "c:ssh;d",
+        ]);
+        let (config, _) = cli.into_config();
+        let (agents, clients) = (&config.tokens.agents, &config.tokens.clients);
+        assert_eq!((agents.len(), clients.len()), (2, 2));
+        assert!(agents[1].token.matches("b") && agents[1].channels.allows("dev-1"));
+        assert!(!agents[1].channels.allows("ssh"));
+        assert!(clients[0].channels.allows("ssh") && !clients[0].channels.allows("web"));
+        assert_eq!(clients[1].channels, crate::Channels::All);
+    }
+
+    #[test]
+    fn a_bad_token_flag_is_explained_without_the_token() {
+        let err = Cli::try_parse_from(["public-server", "--client-token", "s3cret:a b"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--client-token") && err.contains("\"a b\""),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use uptun_protocol::Secret;
 
+use crate::auth::{Grant, Tokens};
 use crate::limits::Limits;
 
 /// Server settings. `Cli` builds one from flags and the environment; tests
@@ -11,11 +12,10 @@ use crate::limits::Limits;
 /// `Config` shows `***` for each.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Token agents must present (`Authorization: Bearer`).
-    pub agent_token: Secret,
-    /// Token clients (`forward`, `connect`) must present; without one,
-    /// clients are refused with 403.
-    pub client_token: Option<Secret>,
+    /// Tokens agents and clients present (`Authorization: Bearer`), each
+    /// with the channels it covers; without a client token, clients are
+    /// refused with 403.
+    pub tokens: Tokens,
     /// Bearer token `<prefix>/status` wants; without one, status is off.
     pub admin_token: Option<Secret>,
     /// Channel that ordinary HTTP users are routed to.
@@ -43,10 +43,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// A configuration with one agent token good for every channel.
     pub fn new(agent_token: impl Into<Secret>) -> Config {
         Config {
-            agent_token: agent_token.into(),
-            client_token: None,
+            tokens: Tokens {
+                agents: vec![Grant::any(agent_token)],
+                clients: Vec::new(),
+            },
             admin_token: None,
             http_channel: "web".into(),
             ssh_channel: "ssh".into(),
@@ -67,14 +70,5 @@ impl Config {
             .iter()
             .find(|(name, _)| name == channel)
             .map(|(_, limit)| *limit)
-    }
-
-    /// The token a peer of this kind must present; `None`: that kind of
-    /// peer is not let in at all.
-    pub(crate) fn token_for(&self, kind: uptun_protocol::handshake::PeerKind) -> Option<&Secret> {
-        match kind {
-            uptun_protocol::handshake::PeerKind::Agent => Some(&self.agent_token),
-            uptun_protocol::handshake::PeerKind::Client => self.client_token.as_ref(),
-        }
     }
 }

@@ -3,6 +3,7 @@
 //! relays users to the agents serving their channel.
 #![forbid(unsafe_code)]
 
+mod auth;
 mod classify;
 mod cli;
 mod config;
@@ -11,11 +12,13 @@ mod idle;
 mod limits;
 mod links;
 mod open;
+mod penalty;
 mod registry;
 mod server;
 mod silent;
 mod users;
 
+pub use auth::{Channels, Grant, Tokens};
 pub use cli::{generate_token, init_logging, Cli, LogFormat};
 pub use config::Config;
 pub use limits::Limits;

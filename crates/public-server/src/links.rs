@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use uptun_protocol::handshake::{accept_response, LinkRequest, PeerKind, Refusal, RequestHead};
 use uptun_protocol::{bridge, spawn_link, Incoming, IncomingStream, LinkHandle, Role, StreamError};
 
+use crate::auth::{self, Channels};
 use crate::registry::AgentInfo;
 use crate::server::{State, DRAIN};
 
@@ -24,14 +25,16 @@ pub(crate) async fn serve(
 ) {
     // For debugging routers that rewrite heads; Debug shows the token as ***.
     tracing::trace!(?head, "link request");
-    let req = match LinkRequest::from_head(&head, kind).and_then(|req| authorize(req, &state)) {
-        Ok(req) => req,
-        Err(refusal) => {
-            warn!(status = refusal.status, reason = %refusal.reason, ?kind, "refused link");
-            let _ = socket.write_all(refusal.to_http().as_bytes()).await;
-            let _ = socket.shutdown().await;
-            return;
-        }
+    let checked = LinkRequest::from_head(&head, kind).and_then(|req| {
+        state
+            .config
+            .tokens
+            .authorize(&req)
+            .map(|scope| (req, scope))
+    });
+    let (req, scope) = match checked {
+        Ok(ok) => ok,
+        Err(refusal) => return refuse(socket, peer, kind, refusal, &state).await,
     };
     if let Err(err) = socket
         .write_all(accept_response(state.config.mux.window).as_bytes())
@@ -49,36 +52,34 @@ pub(crate) async fn serve(
     let name = req.name.clone().unwrap_or_else(|| peer.to_string());
     match kind {
         PeerKind::Agent => serve_agent(link, req, name, peer, &state).await,
-        PeerKind::Client => serve_client(link, incoming, name, peer, state).await,
+        PeerKind::Client => serve_client(link, incoming, name, peer, scope, state).await,
     }
 }
 
-/// Checks the token (`Secret::matches`: constant time over SHA-256
-/// digests); secrets never reach a log line or a refusal.
-fn authorize(req: LinkRequest, state: &State) -> Result<LinkRequest, Refusal> {
-    let (flag, env) = match req.kind {
-        PeerKind::Agent => ("--agent-token", "UPTUN_AGENT_TOKEN"),
-        PeerKind::Client => ("--client-token", "UPTUN_CLIENT_TOKEN"),
-    };
-    // Clients get no token by default: one that could serve a channel is not
-    // thereby one that may open every channel.
-    let Some(expected) = state.config.token_for(req.kind) else {
-        return Err(Refusal::new(
-            403,
-            format!("this server accepts no clients (forward, connect): it was started without {flag} ({env})"),
-        ));
-    };
-    match &req.token {
-        None => Err(Refusal::new(
-            401,
-            "missing token: pass --token or set UPTUN_TOKEN",
-        )),
-        Some(token) if !expected.matches(token.expose()) => Err(Refusal::new(
-            401,
-            format!("wrong token: use the token the server was started with ({flag} / {env})"),
-        )),
-        Some(_) => Ok(req),
+/// Answers a refused handshake. Token failures (401, 403) are counted per
+/// source address, and a source that keeps failing waits before it hears
+/// the answer (`penalty.rs`). The log names the peer, never a token.
+async fn refuse(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    kind: PeerKind,
+    refusal: Refusal,
+    state: &State,
+) {
+    let reason = &refusal.reason;
+    if matches!(refusal.status, 401 | 403) {
+        let (failures, delay) = state.penalties.fail(peer.ip());
+        let delay_ms = delay.as_millis() as u64;
+        warn!(status = refusal.status, %reason, ?kind, failures, delay_ms, "refused link");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = state.shutdown.cancelled() => {}
+        }
+    } else {
+        warn!(status = refusal.status, %reason, ?kind, "refused link");
     }
+    let _ = socket.write_all(refusal.to_http().as_bytes()).await;
+    let _ = socket.shutdown().await;
 }
 
 async fn serve_agent(
@@ -113,6 +114,7 @@ async fn serve_client(
     mut incoming: Incoming,
     name: String,
     peer: SocketAddr,
+    scope: Channels,
     state: Arc<State>,
 ) {
     info!(client = %name, "client link up");
@@ -122,6 +124,12 @@ async fn serve_client(
             _ = state.shutdown.cancelled() => None,
         };
         let Some(stream) = next else { break };
+        if !scope.allows(&stream.channel) {
+            warn!(client = %name, channel = %stream.channel, "client stream refused: its token may not open the channel");
+            let why = auth::may_not_open(&stream.channel);
+            stream.refuse(&why);
+            continue;
+        }
         tokio::spawn(client_stream(stream, peer, state.clone()));
     }
     // Streams that arrive while draining are refused, not left waiting.

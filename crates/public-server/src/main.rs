@@ -33,12 +33,12 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     if generated {
         eprintln!(
             "No --agent-token given; this run accepts agents with a generated token:\n\n    UPTUN_AGENT_TOKEN={token}\n\nStart an agent with:\n\n    local-agent --server http://{host}:{port} --token {token} --channel web=127.0.0.1:3000\n",
-            token = config.agent_token.expose(),
+            token = config.tokens.agents[0].token.expose(),
             host = if local.ip().is_unspecified() { "THIS_HOST".to_string() } else { local.ip().to_string() },
             port = local.port(),
         );
     }
-    if config.client_token.is_none() {
+    if config.tokens.clients.is_empty() {
         tracing::info!("no --client-token: clients (forward, connect) are refused");
     }
     let shutdown = CancellationToken::new();

@@ -14,6 +14,7 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::classify::{classify, Visitor};
 use crate::config::Config;
 use crate::limits::{Admission, Admitted};
+use crate::penalty::Penalties;
 use crate::registry::Registry;
 use crate::{endpoints, links, silent, users};
 
@@ -23,6 +24,8 @@ pub(crate) struct State {
     pub config: Config,
     pub admission: Admission,
     pub registry: Registry,
+    /// Failed handshakes per source address.
+    pub penalties: Penalties,
     pub shutdown: CancellationToken,
 }
 
@@ -40,6 +43,7 @@ pub async fn run(
         admission: Admission::new(config.limits),
         config,
         registry: Registry::new(),
+        penalties: Penalties::default(),
         shutdown: shutdown.clone(),
     });
     let tracker = TaskTracker::new();
