@@ -129,3 +129,28 @@ async fn a_link_at_its_stream_limit_refuses_the_newcomer_and_keeps_the_rest() {
         assert_eq!(back, data);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_holds_at_most_its_links_and_the_extra_one_retries() {
+    let echo = targets::echo().await;
+    let server = Server::start(&["--max-links-per-token", "1"]).await;
+    // Two links asked for, one allowed: the second is refused with 429 and
+    // keeps retrying (the limit may free up), while the first serves.
+    let agent = server
+        .agent_with(&[format!("tcp={echo}")], &["--links", "2"])
+        .await;
+    agent.wait_log("already holds 1 links").await;
+    server.wait_agents(1).await;
+    let mut user = TcpStream::connect(server.addr).await.unwrap();
+    user.write_all(b"\x00one link").await.unwrap();
+    let mut back = [0u8; 9];
+    bounded("an echo", user.read_exact(&mut back))
+        .await
+        .unwrap();
+    assert_eq!(&back, b"\x00one link");
+    assert!(
+        server.proc.log().contains("status=429"),
+        "{}",
+        server.proc.log()
+    );
+}

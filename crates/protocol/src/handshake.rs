@@ -204,6 +204,7 @@ pub fn status_text(status: u16) -> &'static str {
         404 => "Not Found",
         408 => "Request Timeout",
         426 => "Upgrade Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         502 => "Bad Gateway",
         503 => "Service Unavailable",

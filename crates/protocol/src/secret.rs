@@ -25,6 +25,12 @@ impl Secret {
         self.0.is_empty()
     }
 
+    /// A SHA-256 digest of the token: a key to count things by token (its
+    /// links, say) without keeping or comparing the token itself.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
+    }
+
     /// Whether `presented` is this token, in time independent of where the
     /// two differ. Both sides are hashed first, so the comparison runs over
     /// two 32-byte digests and a length mismatch does not end it early.

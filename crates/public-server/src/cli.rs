@@ -133,6 +133,11 @@ pub struct Cli {
           value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_unclassified_per_source: usize,
 
+    /// Links (agent or client) one token may hold at once; one more is refused with 429
+    #[arg(long, env = "UPTUN_MAX_LINKS_PER_TOKEN", default_value_t = Limits::default().links_per_token,
+          value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_links_per_token: usize,
+
     #[command(flatten)]
     pub link: LinkArgs,
 }
@@ -170,6 +175,7 @@ impl Cli {
         config.limits = Limits {
             unclassified: self.max_unclassified,
             unclassified_per_source: self.max_unclassified_per_source,
+            links_per_token: self.max_links_per_token,
         };
         config.mux = self.link.mux();
         (config, generated)

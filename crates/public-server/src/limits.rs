@@ -1,21 +1,27 @@
-//! Bounds on connections that have not yet said what they are. A slowloris
-//! (many connections that send a request head very slowly, or nothing) costs
-//! the server a task and a socket each until the header deadline; these
-//! bounds keep one source, or everyone together, from holding more than a
-//! set number of them, so users that do speak are always let in.
+//! Bounds on connections that have not yet said what they are, and on the
+//! links one token holds. A slowloris (many connections that send a request
+//! head very slowly, or nothing) costs the server a task and a socket each
+//! until the header deadline; the first bounds keep one source, or everyone
+//! together, from holding more than a set number of them, so users that do
+//! speak are always let in. The last keeps one leaked or runaway token from
+//! holding every link the server can carry.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How many unclassified connections may be open at once.
+use uptun_protocol::Secret;
+
+/// How many unclassified connections, and links per token, may be open at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// From all sources together.
+    /// Unclassified connections from all sources together.
     pub unclassified: usize,
-    /// From one IP address.
+    /// Unclassified connections from one IP address.
     pub unclassified_per_source: usize,
+    /// Links (agent or client) presenting one token.
+    pub links_per_token: usize,
 }
 
 impl Default for Limits {
@@ -23,6 +29,65 @@ impl Default for Limits {
         Limits {
             unclassified: 8192,
             unclassified_per_source: 1024,
+            links_per_token: 256,
+        }
+    }
+}
+
+/// Counts the links each token holds. Only tokens that passed the check
+/// are counted, so the table is as small as the server's own token list.
+#[derive(Debug)]
+pub(crate) struct LinkCounts {
+    max: usize,
+    counts: Arc<Mutex<HashMap<TokenKey, usize>>>,
+}
+
+/// A token (by fingerprint) and the kind of peer that presented it.
+type TokenKey = ([u8; 32], bool);
+
+/// One link's place in its token's count, freed when the link ends.
+#[derive(Debug)]
+pub(crate) struct LinkSlot {
+    key: TokenKey,
+    counts: Arc<Mutex<HashMap<TokenKey, usize>>>,
+}
+
+impl LinkCounts {
+    pub fn new(max: usize) -> Self {
+        LinkCounts {
+            max,
+            counts: Arc::default(),
+        }
+    }
+
+    /// A place for one more link of `token` (presented by an agent or a
+    /// client), or the reason there is none.
+    pub fn take(&self, token: &Secret, agent: bool) -> Result<LinkSlot, String> {
+        let key = (token.fingerprint(), agent);
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let held = counts.entry(key).or_insert(0);
+        if *held >= self.max {
+            return Err(format!(
+                "this token already holds {} links, the server's limit (--max-links-per-token); close some or use another token",
+                self.max
+            ));
+        }
+        *held += 1;
+        Ok(LinkSlot {
+            key,
+            counts: self.counts.clone(),
+        })
+    }
+}
+
+impl Drop for LinkSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = counts.get_mut(&self.key) {
+            *held -= 1;
+            if *held == 0 {
+                counts.remove(&self.key);
+            }
         }
     }
 }
@@ -121,6 +186,7 @@ mod tests {
         let admission = Admission::new(Limits {
             unclassified: 3,
             unclassified_per_source: 2,
+            ..Limits::default()
         });
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
@@ -146,5 +212,20 @@ mod tests {
         assert_eq!(admission.sources(), 100);
         drop(held);
         assert_eq!(admission.sources(), 0);
+    }
+
+    #[test]
+    fn links_are_counted_per_token_and_kind_and_freed_on_drop() {
+        let counts = LinkCounts::new(2);
+        let (a, b) = (Secret::new("token-a"), Secret::new("token-b"));
+        let first = counts.take(&a, true).unwrap();
+        let _second = counts.take(&a, true).unwrap();
+        let refused = counts.take(&a, true).unwrap_err();
+        assert!(refused.contains("2 links") && !refused.contains("token-a"));
+        // Another token, or the same one presented by a client, has its own count.
+        let _other = counts.take(&b, true).unwrap();
+        let _client = counts.take(&a, false).unwrap();
+        drop(first);
+        let _again = counts.take(&a, true).unwrap();
     }
 }

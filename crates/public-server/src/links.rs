@@ -36,6 +36,18 @@ pub(crate) async fn serve(
         Ok(ok) => ok,
         Err(refusal) => return refuse(socket, peer, kind, refusal, &state).await,
     };
+    let token = req
+        .token
+        .as_ref()
+        .expect("an authorized request has a token");
+    // Held for as long as this task serves the link.
+    let _slot = match state.link_counts.take(token, kind == PeerKind::Agent) {
+        Ok(slot) => slot,
+        Err(why) => {
+            let refusal = Refusal::new(429, why);
+            return refuse(socket, peer, kind, refusal, &state).await;
+        }
+    };
     if let Err(err) = socket
         .write_all(accept_response(state.config.mux.window).as_bytes())
         .await

@@ -13,7 +13,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::classify::{classify, Visitor};
 use crate::config::Config;
-use crate::limits::{Admission, Admitted};
+use crate::limits::{Admission, Admitted, LinkCounts};
 use crate::penalty::Penalties;
 use crate::registry::Registry;
 use crate::{endpoints, links, silent, users};
@@ -23,6 +23,7 @@ use crate::{endpoints, links, silent, users};
 pub(crate) struct State {
     pub config: Config,
     pub admission: Admission,
+    pub link_counts: LinkCounts,
     pub registry: Registry,
     /// Failed handshakes per source address.
     pub penalties: Penalties,
@@ -41,6 +42,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let state = Arc::new(State {
         admission: Admission::new(config.limits),
+        link_counts: LinkCounts::new(config.limits.links_per_token),
         config,
         registry: Registry::new(),
         penalties: Penalties::default(),
