@@ -33,6 +33,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is too long a duration"))
 }
 
+/// Splits a `CHANNEL=VALUE` flag value and checks the channel name.
+/// `shape` says what was expected, as in `NAME=TARGET, as in ssh=127.0.0.1:22`.
+pub fn channel_and_value<'a>(text: &'a str, shape: &str) -> Result<(&'a str, &'a str), String> {
+    let (channel, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not {shape}"))?;
+    if !uptun_protocol::valid_channel_name(channel) {
+        return Err(format!(
+            "{channel:?} is not a channel name: use letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok((channel, value))
+}
+
 /// A flag parser for durations from `min` to `max`, both included, so a
 /// zero interval (which would panic a timer) is refused at the command line.
 pub fn duration_in(

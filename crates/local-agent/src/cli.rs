@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use uptun_cli::{duration_in, LinkArgs};
+use uptun_cli::{channel_and_value, duration_in, LinkArgs};
 use uptun_protocol::Secret;
 
 use crate::client::ForwardSpec;
@@ -121,21 +121,12 @@ pub enum Command {
 }
 
 fn parse_channel(s: &str) -> Result<(String, crate::Target), String> {
-    let (name, target) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{s:?} is not NAME=TARGET, as in ssh=127.0.0.1:22"))?;
-    if !uptun_protocol::valid_channel_name(name) {
-        return Err(format!(
-            "{name:?} is not a channel name: use letters, digits, '-', '_' or '.'"
-        ));
-    }
+    let (name, target) = channel_and_value(s, "NAME=TARGET, as in ssh=127.0.0.1:22")?;
     Ok((name.to_string(), target.parse()?))
 }
 
 fn parse_proxy_protocol(s: &str) -> Result<(String, crate::ProxyProtocol), String> {
-    let (name, version) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{s:?} is not CHANNEL=VERSION, as in --proxy-protocol web=v2"))?;
+    let (name, version) = channel_and_value(s, "CHANNEL=VERSION, as in --proxy-protocol web=v2")?;
     let version = version
         .parse()
         .map_err(|e| format!("{e}, as in --proxy-protocol {name}=v2"))?;

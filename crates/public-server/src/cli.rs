@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use uptun_cli::duration_in;
+use uptun_cli::{channel_and_value, duration_in};
 pub use uptun_cli::{init_logging, LinkArgs, LogFormat};
 use uptun_protocol::Secret;
 
@@ -184,14 +184,7 @@ impl Cli {
 
 /// `CHANNEL=DURATION`, as in `ssh=30m`.
 fn parse_idle_timeout(text: &str) -> Result<(String, Duration), String> {
-    let (channel, limit) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not CHANNEL=DURATION, as in ssh=30m"))?;
-    if !uptun_protocol::valid_channel_name(channel) {
-        return Err(format!(
-            "{channel:?} is not a channel name: use letters, digits, '-', '_' or '.'"
-        ));
-    }
+    let (channel, limit) = channel_and_value(text, "CHANNEL=DURATION, as in ssh=30m")?;
     let limit = duration_in(Duration::from_secs(1), Duration::from_secs(24 * 3600))(limit)?;
     Ok((channel.to_string(), limit))
 }
