@@ -6,6 +6,7 @@ pub mod data;
 pub mod hostile;
 pub mod nginx;
 pub mod procs;
+pub mod server;
 pub mod sshd;
 pub mod targets;
 
