@@ -8,6 +8,8 @@ mod classify;
 mod cli;
 mod config;
 mod endpoints;
+#[doc(hidden)]
+pub mod fuzzing;
 mod idle;
 mod limits;
 mod links;
