@@ -295,9 +295,13 @@ impl LinkRequest {
             version,
             channels,
             window,
-            name: head
-                .header("uptun-name")
-                .map(|n| crate::text::sanitize(&n.chars().take(64).collect::<String>())),
+            // Made safe for logs, then cut to 64 characters and trimmed, in
+            // that order, so the name is canonical: written out again by the
+            // dialer, it reads back the same (the handshake fuzz target checks).
+            name: head.header("uptun-name").map(|n| {
+                let name: String = crate::text::sanitize(n).chars().take(64).collect();
+                name.trim_end().to_string()
+            }),
         })
     }
 }
