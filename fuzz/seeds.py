@@ -136,3 +136,27 @@ def padded(head_start, total):
 write("handshake", "accepted-near-limit", cut(padded(ACCEPTED[:-2], 16 * 1024 - 8), [127] * 4))
 write("handshake", "agent-near-limit", one_read(padded(AGENT[:-2], 16 * 1024 - 8)))
 write("classify", "get-near-limit", cut(padded(GET[:-2], 16 * 1024 - 8), [127] * 4, keep_open=True))
+
+# The link target is the server's side: the peer is a dialer, so its own
+# streams have even ids; stream 1 is the one the server opens.
+def link_seed(*frames, keep_open=False):
+    return one_read(b"".join(frames), keep_open)
+
+
+PEER_OPEN = frame(OPEN, 2, b"\x03web" + b"198.51.100.7:40000")
+write("link", "peer-opens-sends-fins", link_seed(PEER_OPEN, frame(DATA, 2, b"hello"), frame(FIN, 2)))
+write("link", "peer-opens-refused", link_seed(frame(OPEN, 6, b"\x03ssh1.2.3.4:5"), frame(DATA, 6, b"x")))
+write("link", "ours-accepted-echoed", link_seed(
+    frame(ACCEPT, 1), frame(WINDOW, 1, struct.pack(">I", 65536)), frame(DATA, 1, b"back"), frame(FIN, 1)))
+write("link", "ours-refused", link_seed(frame(REFUSE, 1, b"could not reach the target")))
+write("link", "ours-reset", link_seed(frame(ACCEPT, 1), frame(RESET, 1, b"reset by peer")))
+write("link", "ping-pong-goaway", link_seed(
+    frame(PING, 0, bytes(8)), frame(PONG, 0, bytes(8)), frame(GOAWAY, 0, b"bye")))
+write("link", "resize", link_seed(PEER_OPEN, frame(RESIZE, 2, struct.pack(">HH", 80, 24))))
+write("link", "data-beyond-window", link_seed(PEER_OPEN, frame(DATA, 2, b"z" * 16385)))
+write("link", "window-overflow", link_seed(
+    frame(ACCEPT, 1), frame(WINDOW, 1, b"\xff\xff\xff\xff"), frame(WINDOW, 1, b"\xff\xff\xff\xff")))
+write("link", "unknown-stream", link_seed(frame(DATA, 8, b"late"), frame(FIN, 10), frame(WINDOW, 12, bytes(4))))
+write("link", "peer-silent-after-open", link_seed(PEER_OPEN, keep_open=True))
+write("link", "slow-frames", cut(PEER_OPEN + frame(DATA, 2, b"abc") + frame(FIN, 2),
+                                [5, 20, 4], [0, 100, 250], keep_open=True))

@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::Sleep;
 
@@ -76,18 +77,23 @@ impl<'a> Script<'a> {
 
 /// Delivers a script's reads: each after its delay (tokio time, so paused
 /// time makes it instant), never more than one read per `poll_read`, then
-/// EOF or silence. Counts what it delivered.
-pub struct Peer<'a> {
-    reads: VecDeque<Read<'a>>,
+/// EOF or silence. Counts what it delivered. Owns its bytes, so it can be
+/// handed to a spawned task.
+pub struct Peer {
+    reads: VecDeque<(Duration, Bytes)>,
     sleep: Option<Pin<Box<Sleep>>>,
     keep_open: bool,
     pub delivered: usize,
 }
 
-impl<'a> Peer<'a> {
-    pub fn new(script: &Script<'a>) -> Peer<'a> {
+impl Peer {
+    pub fn new(script: &Script<'_>) -> Peer {
         Peer {
-            reads: script.reads.iter().cloned().collect(),
+            reads: script
+                .reads
+                .iter()
+                .map(|r| (r.delay, Bytes::copy_from_slice(r.bytes)))
+                .collect(),
             sleep: None,
             keep_open: script.keep_open,
             delivered: 0,
@@ -95,7 +101,7 @@ impl<'a> Peer<'a> {
     }
 }
 
-impl AsyncRead for Peer<'_> {
+impl AsyncRead for Peer {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -103,32 +109,31 @@ impl AsyncRead for Peer<'_> {
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
         loop {
-            let Some(read) = this.reads.front_mut() else {
+            let Some((delay, bytes)) = this.reads.front_mut() else {
                 return if this.keep_open {
                     Poll::Pending
                 } else {
                     Poll::Ready(Ok(()))
                 };
             };
-            if !read.delay.is_zero() {
+            if !delay.is_zero() {
                 let sleep = this
                     .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(read.delay)));
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(*delay)));
                 if sleep.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
                 this.sleep = None;
-                read.delay = Duration::ZERO;
+                *delay = Duration::ZERO;
             }
-            if read.bytes.is_empty() {
+            if bytes.is_empty() {
                 // An empty cut is only a pause; an empty read would be EOF.
                 this.reads.pop_front();
                 continue;
             }
-            let n = read.bytes.len().min(out.remaining());
-            out.put_slice(&read.bytes[..n]);
-            read.bytes = &read.bytes[n..];
-            if read.bytes.is_empty() {
+            let n = bytes.len().min(out.remaining());
+            out.put_slice(&bytes.split_to(n));
+            if bytes.is_empty() {
                 this.reads.pop_front();
             }
             this.delivered += n;
