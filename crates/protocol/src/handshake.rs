@@ -333,6 +333,11 @@ pub async fn read_answer<R: AsyncRead + Unpin>(
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);
         match resp.parse(buf) {
+            // The limit holds however the answer arrives: checked on a
+            // complete head too, not only while waiting for more.
+            Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+                return Err(invalid("the server's answer is larger than 16 KiB".into()))
+            }
             Ok(httparse::Status::Complete(len)) => {
                 let status = resp.code.unwrap_or(0);
                 let header = |name: &str| {
