@@ -88,7 +88,7 @@ pub async fn decide<R: AsyncRead + Unpin>(
             buf,
         });
     }
-    let head = match read_head(io, &mut buf, config.header_timeout).await? {
+    let head = match read_head(io, &mut buf, deadline, config.header_timeout).await? {
         Ok(head) => head,
         Err(refusal) => return Ok(Visitor::Reject(refusal)),
     };
@@ -106,9 +106,11 @@ pub async fn decide<R: AsyncRead + Unpin>(
 async fn read_head<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
+    // The deadline `decide` set before waiting for the fourth byte: one
+    // deadline for the whole head, or a slow start gets two.
+    deadline: Instant,
     header_timeout: Duration,
 ) -> std::io::Result<Result<RequestHead, Refusal>> {
-    let deadline = Instant::now() + header_timeout;
     loop {
         match parse_request_head(buf) {
             Ok(Some(head)) => return Ok(Ok(head)),
@@ -247,6 +249,36 @@ mod tests {
             run(b"GET \x01\x02 HTTP/1.1\r\n\r\n").await,
             Visitor::Reject(Refusal { status: 400, .. })
         ));
+    }
+
+    /// Found by `fuzz/` (classify target): the header deadline started
+    /// again once the fourth byte came, so a start trickled over almost the
+    /// whole deadline bought a second one for the rest of the head.
+    #[tokio::test(start_paused = true)]
+    async fn one_header_deadline_covers_the_start_and_the_head() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            client.write_all(b"GE").await.unwrap();
+            tokio::time::sleep(Duration::from_secs(9)).await;
+            client
+                .write_all(b"T / HTTP/1.1\r\nHost: slow")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        let config = Config::new("t");
+        let start = Instant::now();
+        let visitor = classify(&mut server, &config).await.unwrap();
+        assert!(
+            matches!(visitor, Visitor::Reject(Refusal { status: 408, .. })),
+            "{visitor:?}"
+        );
+        assert!(
+            start.elapsed() <= config.header_timeout,
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]
