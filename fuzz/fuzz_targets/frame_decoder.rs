@@ -69,12 +69,15 @@ fn decode_all(reads: &[&[u8]]) -> (Vec<Frame>, Option<String>, usize) {
 }
 
 fn check_payload(frame: &Frame) {
-    let _ = frame.reason();
+    // Peer text is logged: it must come out as one line.
+    assert!(!frame.reason().chars().any(char::is_control));
     match frame.kind {
         FrameType::Open => {
             if let Ok((channel, peer)) = decode_open(&frame.payload) {
-                // Lossless when the address was text: OPEN round-trips.
-                if std::str::from_utf8(&frame.payload[1 + channel.len()..]).is_ok() {
+                assert!(!peer.chars().any(char::is_control));
+                // Lossless when the address was plain text already.
+                let raw = std::str::from_utf8(&frame.payload[1 + channel.len()..]);
+                if raw == Ok(peer.as_str()) {
                     assert_eq!(encode_open(&channel, &peer), frame.payload);
                 }
             }
