@@ -56,6 +56,10 @@ async fn read_on_stack<R: AsyncRead + Unpin>(
     .await
 }
 
+/// How long a failed relay keeps writing out what the peer sent before its
+/// FIN, before it gives up and aborts.
+const DELIVER_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Relays between `stream` and a local reader/writer until both directions
 /// have finished. On failure the stream is reset with the reason.
 pub async fn relay<R, W>(
@@ -125,8 +129,10 @@ where
             Err(err) => {
                 // Whatever the peer sent before its FIN is queued here: the
                 // user gets it (and the FIN) before the abort.
+                // (Bounded: a local side that stops reading cannot keep the
+                // failed stream's task alive.)
                 if stream.remote_finished() {
-                    let _ = down.await;
+                    let _ = tokio::time::timeout(DELIVER_AFTER_FAILURE, down).await;
                 }
                 Err(err)
             }
