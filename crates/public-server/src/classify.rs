@@ -1,6 +1,8 @@
 //! Reads the first bytes of a connection (bounded in size and time) and
-//! decides what kind of visitor it is. Every byte read here is handed on:
-//! it is the first data of whatever the connection becomes.
+//! tells what kind of visitor it is: a link, an endpoint request, a user.
+//! Which channel a user goes to is not decided here: the facts seen go to
+//! `route.rs`, which may ask for more bytes. Every byte read here is handed
+//! on: it is the first data of whatever the connection becomes.
 
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use tokio::time::{timeout_at, Instant};
 use uptun_protocol::handshake::{parse_request_head, HeadError, PeerKind, Refusal, RequestHead};
 
 use crate::config::Config;
+use crate::route::{self, Action, Decision, Facts, HttpFacts};
 
 /// What a connection turned out to be.
 #[derive(Debug)]
@@ -22,10 +25,12 @@ pub enum Visitor {
     },
     /// A request for a built-in endpoint (`/_uptun/health`).
     Endpoint { head: RequestHead },
-    /// Any other HTTP request, routed to the HTTP channel.
-    Web { buf: BytesMut },
+    /// Any other HTTP request, routed to a channel.
+    Web { channel: String, buf: BytesMut },
     /// Not HTTP: routed by content to a channel.
     Raw { channel: String, buf: BytesMut },
+    /// Raw bytes no route matches: the connection is reset.
+    Unrouted,
     /// HTTP that cannot be served; answer and close.
     Reject(Refusal),
     /// Nothing within the sniff timeout: a protocol where the server speaks
@@ -65,28 +70,22 @@ pub async fn decide<R: AsyncRead + Unpin>(
     mut buf: BytesMut,
     config: &Config,
 ) -> std::io::Result<Visitor> {
-    // A start that may still become an HTTP method or `SSH-` waits for its
-    // fourth byte (within the header deadline): a handshake whose first
-    // packet was split must not be taken for a raw protocol.
+    // Bytes that may still become an HTTP method, or that a route could
+    // still match, wait for more (within the header deadline and 16 KiB):
+    // a start split across packets is never judged on its first part.
     let deadline = Instant::now() + config.header_timeout;
-    while buf.len() < 4 && could_be_known_start(&buf) {
+    while !looks_like_http(&buf) {
+        let http_ruled_out = buf.len() >= 4 || !could_be_http_start(&buf);
+        let complete = buf.len() >= MAX_FIRST_BYTES;
+        let decision = route_raw(&buf, complete, config);
+        if complete || (http_ruled_out && decision != Decision::ReadMore) {
+            return Ok(raw(decision, buf));
+        }
         match timeout_at(deadline, io.read_buf(&mut buf)).await {
-            Err(_) | Ok(Ok(0)) => break,
+            Err(_) | Ok(Ok(0)) => return Ok(raw(route_raw(&buf, true, config), buf)),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
         }
-    }
-    if buf.starts_with(b"SSH-") {
-        return Ok(Visitor::Raw {
-            channel: config.ssh_channel.clone(),
-            buf,
-        });
-    }
-    if buf.len() < 4 || !looks_like_http(&buf) {
-        return Ok(Visitor::Raw {
-            channel: config.tcp_channel.clone(),
-            buf,
-        });
     }
     let head = match read_head(io, &mut buf, deadline, config.header_timeout).await? {
         Ok(head) => head,
@@ -98,7 +97,54 @@ pub async fn decide<R: AsyncRead + Unpin>(
     if is_endpoint(&head, &config.endpoint_prefix) {
         return Ok(Visitor::Endpoint { head });
     }
-    Ok(Visitor::Web { buf })
+    let facts = Facts {
+        bytes: &buf,
+        http: Some(HttpFacts {
+            path: &head.path,
+            host: head.header("host"),
+        }),
+        silent: false,
+        complete: true,
+    };
+    Ok(match route::decide(&config.routes, &facts) {
+        Decision::Act(Action::Channel(channel)) => Visitor::Web { channel, buf },
+        Decision::ReadMore | Decision::NoRoute => {
+            Visitor::Reject(Refusal::new(404, "no route matches this request"))
+        }
+    })
+}
+
+/// The first bytes the server reads before it must route on them.
+const MAX_FIRST_BYTES: usize = 16 * 1024;
+
+fn route_raw(bytes: &[u8], complete: bool, config: &Config) -> Decision {
+    let facts = Facts {
+        bytes,
+        complete,
+        ..Facts::default()
+    };
+    route::decide(&config.routes, &facts)
+}
+
+fn raw(decision: Decision, buf: BytesMut) -> Visitor {
+    match decision {
+        Decision::Act(Action::Channel(channel)) => Visitor::Raw { channel, buf },
+        // `ReadMore` only comes back for incomplete bytes; these are complete.
+        Decision::ReadMore | Decision::NoRoute => Visitor::Unrouted,
+    }
+}
+
+/// The channel a silent connection is routed to, if a route takes silence.
+pub(crate) fn route_silent(config: &Config) -> Option<String> {
+    let facts = Facts {
+        silent: true,
+        complete: true,
+        ..Facts::default()
+    };
+    match route::decide(&config.routes, &facts) {
+        Decision::Act(Action::Channel(channel)) => Some(channel),
+        Decision::ReadMore | Decision::NoRoute => None,
+    }
 }
 
 /// Reads until a whole request head is in `buf` (at most 16 KiB, within the
@@ -147,14 +193,9 @@ async fn read_head<R: AsyncRead + Unpin>(
     }
 }
 
-/// Whether `start` (under four bytes) could still become an HTTP method or
-/// an SSH banner.
-pub(crate) fn could_be_known_start(start: &[u8]) -> bool {
-    HTTP_STARTS
-        .iter()
-        .map(|m| &m[..])
-        .chain([&b"SSH-"[..]])
-        .any(|m| m.starts_with(start))
+/// Whether `start` (under four bytes) could still become an HTTP method.
+pub(crate) fn could_be_http_start(start: &[u8]) -> bool {
+    HTTP_STARTS.iter().any(|m| m.starts_with(start))
 }
 
 /// Whether the first bytes of a connection begin like an HTTP request (a
@@ -225,7 +266,7 @@ mod tests {
     async fn http_kinds() {
         let web = b"HEAD / HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\n\r\nrest";
         match run(web).await {
-            Visitor::Web { buf } => assert_eq!(&buf[..], &web[..]),
+            Visitor::Web { buf, .. } => assert_eq!(&buf[..], &web[..]),
             v => panic!("{v:?}"),
         }
         assert!(matches!(
@@ -297,7 +338,7 @@ mod tests {
         });
         let config = Config::new("t");
         match classify(&mut server, &config).await.unwrap() {
-            Visitor::Web { buf } => assert!(buf.starts_with(b"HEAD / HTTP/1.1")),
+            Visitor::Web { buf, .. } => assert!(buf.starts_with(b"HEAD / HTTP/1.1")),
             v => panic!("{v:?}"),
         }
     }

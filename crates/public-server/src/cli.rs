@@ -11,6 +11,7 @@ use uptun_protocol::Secret;
 use crate::auth::{Grant, GrantParser};
 use crate::config::Config;
 use crate::limits::Limits;
+use crate::route::default_rules;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -164,9 +165,7 @@ impl Cli {
         };
         config.tokens.clients = self.client_token;
         config.admin_token = self.admin_token;
-        config.http_channel = self.http_channel;
-        config.ssh_channel = self.ssh_channel;
-        config.tcp_channel = self.tcp_channel;
+        config.routes = default_rules(&self.http_channel, &self.ssh_channel, &self.tcp_channel);
         config.endpoint_prefix = self.endpoint_prefix.trim_end_matches('/').to_string();
         config.connect_timeout = self.connect_timeout;
         config.sniff_timeout = self.sniff_timeout;

@@ -6,6 +6,7 @@ use uptun_protocol::Secret;
 
 use crate::auth::{Grant, Tokens};
 use crate::limits::Limits;
+use crate::route::{default_rules, Rule};
 
 /// Server settings. `Cli` builds one from flags and the environment; tests
 /// and the demo build one directly. Tokens are [`Secret`]s: `{:?}` of a
@@ -18,12 +19,9 @@ pub struct Config {
     pub tokens: Tokens,
     /// Bearer token `<prefix>/status` wants; without one, status is off.
     pub admin_token: Option<Secret>,
-    /// Channel that ordinary HTTP users are routed to.
-    pub http_channel: String,
-    /// Channel for raw users whose first bytes are `SSH-`.
-    pub ssh_channel: String,
-    /// Channel for every other raw user (and silent ones).
-    pub tcp_channel: String,
+    /// How users are routed to channels, in order (`route.rs`); without a
+    /// config file, the default rules built from the channel flags.
+    pub routes: Vec<Rule>,
     /// Path prefix of the built-in endpoints (`/_uptun/health`).
     pub endpoint_prefix: String,
     /// How long a user waits for an agent of its channel to appear.
@@ -51,9 +49,7 @@ impl Config {
                 clients: Vec::new(),
             },
             admin_token: None,
-            http_channel: "web".into(),
-            ssh_channel: "ssh".into(),
-            tcp_channel: "tcp".into(),
+            routes: default_rules("web", "ssh", "tcp"),
             endpoint_prefix: "/_uptun".into(),
             connect_timeout: Duration::from_secs(10),
             sniff_timeout: Duration::from_millis(500),

@@ -6,7 +6,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use uptun_protocol::handshake::{status_text, RequestHead};
 
-use crate::server::State;
+use crate::state::State;
 
 pub(crate) async fn serve(mut socket: TcpStream, head: &RequestHead, state: &State) {
     let path = head.path.split('?').next().unwrap_or_default();

@@ -18,10 +18,14 @@ pub enum Decision {
         head_len: usize,
     },
     Endpoint,
-    Web,
+    Web {
+        channel: String,
+    },
     Raw {
         channel: String,
     },
+    /// Raw bytes no route takes.
+    Unrouted,
     Reject {
         status: u16,
     },
@@ -60,7 +64,8 @@ fn tell(visitor: Visitor) -> (Decision, Bytes) {
             buf.freeze(),
         ),
         Visitor::Endpoint { .. } => (Decision::Endpoint, Bytes::new()),
-        Visitor::Web { buf } => (Decision::Web, buf.freeze()),
+        Visitor::Web { channel, buf } => (Decision::Web { channel }, buf.freeze()),
+        Visitor::Unrouted => (Decision::Unrouted, Bytes::new()),
         Visitor::Raw { channel, buf } => (Decision::Raw { channel }, buf.freeze()),
         Visitor::Reject(refusal) => (
             Decision::Reject {

@@ -16,8 +16,10 @@ mod links;
 mod open;
 mod penalty;
 mod registry;
+mod route;
 mod server;
 mod silent;
+mod state;
 mod users;
 
 pub use auth::{Channels, Grant, Tokens};
@@ -25,5 +27,6 @@ pub use cli::{generate_token, init_logging, Cli, LogFormat};
 pub use config::Config;
 pub use limits::Limits;
 pub use registry::Registry;
+pub use route::{Action, Matcher, Rule};
 pub use server::run;
 pub use uptun_protocol::Secret;

@@ -13,7 +13,7 @@ use uptun_protocol::{bridge, spawn_link, Incoming, IncomingStream, LinkHandle, R
 
 use crate::auth::{self, Channels};
 use crate::registry::AgentInfo;
-use crate::server::{State, DRAIN};
+use crate::state::{State, DRAIN};
 
 pub(crate) async fn serve(
     mut socket: TcpStream,

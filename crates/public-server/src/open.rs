@@ -8,7 +8,7 @@ use tracing::{info, warn};
 use uptun_protocol::{LinkHandle, MuxStream, StreamError};
 
 use crate::links::reason;
-use crate::server::State;
+use crate::state::State;
 
 /// Why a user could not be given a stream. `Display` is the sentence shown
 /// to the user: it names the channel, never a target, an agent or an OS

@@ -13,25 +13,9 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::classify::{classify, Visitor};
 use crate::config::Config;
-use crate::limits::{Admission, Admitted, LinkCounts};
-use crate::penalty::Penalties;
-use crate::registry::Registry;
+use crate::limits::Admitted;
+use crate::state::{State, DRAIN};
 use crate::{endpoints, links, silent, users};
-
-/// What every connection task shares.
-#[derive(Debug)]
-pub(crate) struct State {
-    pub config: Config,
-    pub admission: Admission,
-    pub link_counts: LinkCounts,
-    pub registry: Registry,
-    /// Failed handshakes per source address.
-    pub penalties: Penalties,
-    pub shutdown: CancellationToken,
-}
-
-/// How long open connections get to finish once shutdown is asked for.
-pub(crate) const DRAIN: Duration = Duration::from_secs(10);
 
 /// Serves `listener` until `shutdown` is cancelled, then gives open
 /// connections up to ten seconds to finish.
@@ -40,14 +24,7 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let state = Arc::new(State {
-        admission: Admission::new(config.limits),
-        link_counts: LinkCounts::new(config.limits.links_per_token),
-        config,
-        registry: Registry::new(),
-        penalties: Penalties::default(),
-        shutdown: shutdown.clone(),
-    });
+    let state = Arc::new(State::new(config, shutdown.clone()));
     let tracker = TaskTracker::new();
     info!(addr = %listener.local_addr()?, "listening");
     loop {
@@ -129,7 +106,13 @@ pub(crate) async fn serve(
                 .await
         }
         Visitor::Endpoint { head } => Box::pin(endpoints::serve(socket, &head, &state)).await,
-        Visitor::Web { buf } => users::serve_web(socket, peer, buf, &state).await,
+        Visitor::Web { channel, buf } => {
+            users::serve_web(socket, peer, &channel, buf, &state).await
+        }
+        Visitor::Unrouted => {
+            tracing::debug!(%peer, "no route takes this connection's first bytes: reset");
+            uptun_protocol::abort_tcp(socket);
+        }
         Visitor::Raw { channel, buf } => {
             users::serve_raw(socket, peer, &channel, buf, &state).await
         }

@@ -20,14 +20,18 @@ use tokio::net::TcpStream;
 use tracing::{debug, warn};
 use uptun_protocol::{abort_split, abort_tcp, relay, MuxStream};
 
-use crate::classify::{could_be_known_start, decide, looks_like_http, Visitor};
+use crate::classify::{could_be_http_start, decide, looks_like_http, route_silent, Visitor};
 use crate::idle::{bounded_by_idle, Activity};
 use crate::open::open_to_agent;
-use crate::server::{serve as serve_visitor, State};
+use crate::server::serve as serve_visitor;
+use crate::state::State;
 use crate::users::relay_socket;
 
 pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<State>) {
-    let channel = state.config.tcp_channel.clone();
+    let Some(channel) = route_silent(&state.config) else {
+        debug!(%peer, "no route takes a silent connection: reset");
+        return abort_tcp(socket);
+    };
     let mut buf = BytesMut::with_capacity(4096);
     let user = peer.to_string();
     // Waiting for an agent and its ACCEPT races the user's first bytes.
@@ -48,23 +52,23 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<St
             warn!(%peer, %channel, %turned, detail = %turned.detail(), "silent user turned away: reset");
             return abort_tcp(socket);
         }
-        None => return reclassify(socket, peer, buf, None, state).await,
+        None => return reclassify(socket, peer, buf, None, &channel, state).await,
     };
     let first = tokio::select! {
         first = stream.recv() => Ok(first),
         read = socket.read_buf(&mut buf) => Err(read),
     };
     match first {
-        Err(Ok(n)) if n > 0 => reclassify(socket, peer, buf, Some(stream), state).await,
+        Err(Ok(n)) if n > 0 => reclassify(socket, peer, buf, Some(stream), &channel, state).await,
         Err(_) => stream.reset("the user left before either side spoke"),
         Ok(Ok(Some(banner))) => {
             if socket.write_all(&banner).await.is_err() {
                 stream.reset("the user left");
                 return abort_tcp(socket);
             }
-            relay_checked(stream, socket, peer, &state).await
+            relay_checked(stream, socket, peer, &channel, &state).await
         }
-        Ok(Ok(None)) => relay_checked(stream, socket, peer, &state).await,
+        Ok(Ok(None)) => relay_checked(stream, socket, peer, &channel, &state).await,
         Ok(Err(err)) => {
             debug!(%peer, %channel, %err, "silent user's stream failed before a byte");
             abort_tcp(socket)
@@ -80,6 +84,7 @@ async fn reclassify(
     peer: SocketAddr,
     buf: BytesMut,
     speculative: Option<MuxStream>,
+    silent_channel: &str,
     state: Arc<State>,
 ) {
     let visitor = match decide(&mut socket, buf, &state.config).await {
@@ -87,11 +92,11 @@ async fn reclassify(
         Err(err) => return debug!(%peer, %err, "connection failed while classifying"),
     };
     match (visitor, speculative) {
-        (Visitor::Raw { channel, buf }, Some(stream)) if channel == state.config.tcp_channel => {
+        (Visitor::Raw { channel, buf }, Some(stream)) if channel == silent_channel => {
             if stream.send(buf.freeze()).await.is_err() {
                 return abort_tcp(socket);
             }
-            let idle = state.config.idle_timeout(&state.config.tcp_channel);
+            let idle = state.config.idle_timeout(&channel);
             relay_socket(stream, socket, idle).await
         }
         (visitor, speculative) => {
@@ -105,8 +110,13 @@ async fn reclassify(
 
 /// Relays a stream whose target spoke first, checking the user's first
 /// bytes before any reach the target.
-async fn relay_checked(stream: MuxStream, socket: TcpStream, peer: SocketAddr, state: &State) {
-    let channel = &state.config.tcp_channel;
+async fn relay_checked(
+    stream: MuxStream,
+    socket: TcpStream,
+    peer: SocketAddr,
+    channel: &str,
+    state: &State,
+) {
     let activity = Activity::new();
     let (read, write) = socket.into_split();
     let mut read = FirstBytesCheck::new(activity.watch(read));
@@ -160,7 +170,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for FirstBytesCheck<R> {
             std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut tmp))?;
             let eof = tmp.filled().is_empty();
             this.held.extend_from_slice(tmp.filled());
-            if eof || this.held.len() >= 4 || !could_be_known_start(&this.held) {
+            if eof || this.held.len() >= 4 || !could_be_http_start(&this.held) {
                 this.checked = true;
                 if looks_like_http(&this.held) {
                     this.refused = true;

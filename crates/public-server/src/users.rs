@@ -15,15 +15,15 @@ use uptun_protocol::{abort_split, abort_tcp, relay, relay_tcp, MuxStream};
 use crate::idle::{bounded_by_idle, Activity};
 
 use crate::open::open_to_agent;
-use crate::server::State;
+use crate::state::State;
 
 pub(crate) async fn serve_web(
     mut socket: TcpStream,
     peer: SocketAddr,
+    channel: &str,
     first: BytesMut,
     state: &State,
 ) {
-    let channel = &state.config.http_channel;
     match open_to_agent(channel, &peer.to_string(), first.freeze(), state).await {
         Ok(stream) => relay_socket(stream, socket, state.config.idle_timeout(channel)).await,
         Err(turned) => {
