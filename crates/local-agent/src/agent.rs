@@ -197,7 +197,9 @@ async fn serve_stream(incoming: IncomingStream, targets: Channels, timeout: Dura
         incoming.refuse(&reason);
         return;
     };
-    let connected = match channel.connect(&incoming.peer, timeout).await {
+    // Boxed: dialing is short, and its state need not stay in the task for
+    // as long as the stream lives.
+    let connected = match Box::pin(channel.connect(&incoming.peer, timeout)).await {
         Ok(connected) => connected,
         Err(reason) => {
             warn!(channel = %incoming.channel, user = %incoming.peer, %reason, "stream refused");

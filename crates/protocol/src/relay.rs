@@ -132,7 +132,8 @@ where
                 // (Bounded: a local side that stops reading cannot keep the
                 // failed stream's task alive.)
                 if stream.remote_finished() {
-                    let _ = tokio::time::timeout(DELIVER_AFTER_FAILURE, down).await;
+                    // Boxed: a rare path whose timer need not live in every relay.
+                    let _ = Box::pin(tokio::time::timeout(DELIVER_AFTER_FAILURE, down)).await;
                 }
                 Err(err)
             }

@@ -53,7 +53,9 @@ impl Inbound {
     pub fn pop(&mut self) -> Option<Bytes> {
         match self.chunks.pop_front() {
             Some(chunk) => Some(chunk),
-            None if !self.tail.is_empty() => Some(self.tail.split().freeze()),
+            // Taken whole, not split: a split would leave the empty tail
+            // holding a reference to the handed-out buffer.
+            None if !self.tail.is_empty() => Some(std::mem::take(&mut self.tail).freeze()),
             None => None,
         }
     }
@@ -72,7 +74,8 @@ impl Inbound {
 
     fn close_tail(&mut self) {
         if !self.tail.is_empty() {
-            self.chunks.push_back(self.tail.split().freeze());
+            self.chunks
+                .push_back(std::mem::take(&mut self.tail).freeze());
         }
     }
 }
