@@ -15,6 +15,7 @@ use crate::classify::{classify, Visitor};
 use crate::config::Config;
 use crate::limits::Admitted;
 use crate::state::{State, DRAIN};
+use crate::users::UserKind;
 use crate::{endpoints, links, silent, users};
 
 /// Serves `listener` until `shutdown` is cancelled, then gives open
@@ -76,10 +77,10 @@ async fn handle(mut socket: TcpStream, peer: SocketAddr, admitted: Admitted, sta
     // cheap; measured with uptun-bench memory).
     match visitor {
         Visitor::Raw { channel, buf } => {
-            users::serve_raw(socket, peer, &channel, buf, &state).await
+            users::serve_user(socket, peer, &channel, buf, UserKind::Raw, &state).await
         }
         Visitor::Web { channel, buf } => {
-            users::serve_web(socket, peer, &channel, buf, &state).await
+            users::serve_user(socket, peer, &channel, buf, UserKind::Web, &state).await
         }
         other => Box::pin(serve(socket, peer, other, state)).await,
     }
@@ -93,10 +94,7 @@ fn turn_away(socket: TcpStream, peer: SocketAddr, why: &str, state: &State) {
         warn!(%peer, refused, why, "connections refused over the admission limits");
     }
     let body = format!("uptun: {why}; try again shortly\n");
-    let page = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let page = users::plain_page(503, &body, "Retry-After: 1\r\n");
     let _ = socket.try_write(page.as_bytes());
 }
 
@@ -119,14 +117,14 @@ pub(crate) async fn serve(
         }
         Visitor::Endpoint { head } => Box::pin(endpoints::serve(socket, &head, &state)).await,
         Visitor::Web { channel, buf } => {
-            users::serve_web(socket, peer, &channel, buf, &state).await
+            users::serve_user(socket, peer, &channel, buf, UserKind::Web, &state).await
         }
         Visitor::Unrouted => {
             tracing::debug!(%peer, "no route takes this connection's first bytes: reset");
             uptun_protocol::abort_tcp(socket);
         }
         Visitor::Raw { channel, buf } => {
-            users::serve_raw(socket, peer, &channel, buf, &state).await
+            users::serve_user(socket, peer, &channel, buf, UserKind::Raw, &state).await
         }
         Visitor::Reject(refusal) => {
             warn!(%peer, status = refusal.status, reason = %refusal.reason, "rejected request");

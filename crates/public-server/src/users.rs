@@ -17,23 +17,35 @@ use crate::idle::{bounded_by_idle, Activity};
 use crate::open::{open_to_agent, TurnedAway};
 use crate::state::State;
 
-pub(crate) async fn serve_web(
+/// How a user that cannot be served learns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UserKind {
+    /// An HTTP user: a page that says why.
+    Web,
+    /// Any other protocol: a reset.
+    Raw,
+}
+
+/// Opens a stream to an agent of `channel` with the bytes already read and
+/// relays; a user that cannot be served gets a page (web) or a reset (raw).
+pub(crate) async fn serve_user(
     socket: TcpStream,
     peer: SocketAddr,
     channel: &str,
     first: BytesMut,
+    kind: UserKind,
     state: &State,
 ) {
-    match Box::pin(open_to_agent(
-        channel,
-        &peer.to_string(),
-        first.freeze(),
-        state,
-    ))
-    .await
-    {
+    let user = peer.to_string();
+    match Box::pin(open_to_agent(channel, &user, first.freeze(), state)).await {
         Ok(stream) => relay_socket(stream, socket, state.config.idle_timeout(channel)).await,
-        Err(turned) => Box::pin(show_page(socket, peer, channel, turned)).await,
+        Err(turned) if kind == UserKind::Web => {
+            Box::pin(show_page(socket, peer, channel, turned)).await
+        }
+        Err(turned) => {
+            warn!(%peer, %channel, %turned, detail = %turned.detail(), "raw user turned away: reset");
+            abort_tcp(socket);
+        }
     }
 }
 
@@ -43,37 +55,23 @@ pub(crate) async fn serve_web(
 async fn show_page(mut socket: TcpStream, peer: SocketAddr, channel: &str, turned: TurnedAway) {
     let status = turned.status();
     warn!(%peer, %channel, status, detail = %turned.detail(), "web user turned away");
-    let body = format!("uptun: {turned}\n");
-    let page = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
-        status_text(status),
-        body.len()
+    let page = plain_page(
+        status,
+        &format!("uptun: {turned}\n"),
+        "Cache-Control: no-store\r\n",
     );
     let _ = socket.write_all(page.as_bytes()).await;
     let _ = socket.shutdown().await;
 }
 
-pub(crate) async fn serve_raw(
-    socket: TcpStream,
-    peer: SocketAddr,
-    channel: &str,
-    first: BytesMut,
-    state: &State,
-) {
-    match Box::pin(open_to_agent(
-        channel,
-        &peer.to_string(),
-        first.freeze(),
-        state,
-    ))
-    .await
-    {
-        Ok(stream) => relay_socket(stream, socket, state.config.idle_timeout(channel)).await,
-        Err(turned) => {
-            warn!(%peer, %channel, %turned, detail = %turned.detail(), "raw user turned away: reset");
-            abort_tcp(socket);
-        }
-    }
+/// A short `text/plain` answer that closes the connection; `extra` holds
+/// more header lines, each ending in CRLF.
+pub(crate) fn plain_page(status: u16, body: &str, extra: &str) -> String {
+    format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
+        status_text(status),
+        body.len()
+    )
 }
 
 /// Relays a user's socket until both directions end; an abnormal end (or
