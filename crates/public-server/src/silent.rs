@@ -23,7 +23,7 @@ use uptun_protocol::{abort_split, abort_tcp, relay, MuxStream};
 use crate::classify::{could_be_known_start, decide, looks_like_http, Visitor};
 use crate::idle::{bounded_by_idle, Activity};
 use crate::open::open_to_agent;
-use crate::server::{serve as serve_visitor, State};
+use crate::server::{serve as serve_visitor, turn_away, State};
 use crate::users::relay_socket;
 
 pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<State>) {
@@ -82,10 +82,23 @@ async fn reclassify(
     speculative: Option<MuxStream>,
     state: Arc<State>,
 ) {
+    // Classifying again is classifying: it counts against the same limits
+    // as on-time bytes, or silence past the sniff timeout followed by a
+    // slow head would be a way around the slowloris bounds.
+    let admitted = match state.admission.admit(peer.ip()) {
+        Ok(admitted) => admitted,
+        Err(why) => {
+            if let Some(stream) = speculative {
+                stream.reset("the user is over the admission limits");
+            }
+            return turn_away(socket, peer, why, &state);
+        }
+    };
     let visitor = match decide(&mut socket, buf, &state.config).await {
         Ok(visitor) => visitor,
         Err(err) => return debug!(%peer, %err, "connection failed while classifying"),
     };
+    drop(admitted);
     match (visitor, speculative) {
         (Visitor::Raw { channel, buf }, Some(stream)) if channel == state.config.tcp_channel => {
             if stream.send(buf.freeze()).await.is_err() {
