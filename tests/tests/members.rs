@@ -5,7 +5,7 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use uptun_e2e::data::{pattern, sha256_hex};
-use uptun_e2e::hostile::{frame, Agent, ACCEPT, OPEN};
+use uptun_e2e::hostile::{frame, unsent_to, Agent, ACCEPT, OPEN};
 use uptun_e2e::procs::{http_get, Server};
 use uptun_e2e::{bounded, targets, wait_for, WAIT};
 
@@ -65,25 +65,6 @@ async fn a_refusing_or_mute_member_costs_a_retry_not_the_user() {
             );
         }
     }
-}
-
-/// Bytes queued but not yet taken by the peer on the 127.0.0.1 socket whose
-/// peer is `port` (Linux: `tx_queue` in /proc/net/tcp).
-fn unsent_to(port: u16) -> u64 {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let peer = format!("0100007F:{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            (fields.get(2) == Some(&peer.as_str())).then(|| {
-                let tx = fields[4].split(':').next().unwrap();
-                u64::from_str_radix(tx, 16).unwrap()
-            })
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 /// Agent link stream counts from the status page, in order of listing.
