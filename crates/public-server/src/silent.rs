@@ -50,9 +50,23 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<St
         }
         None => return reclassify(socket, peer, buf, None, state).await,
     };
+    // Nothing has moved yet either way: the channel's idle timeout, if it
+    // has one, bounds this wait as it bounds the relay after it.
+    let idle = state.config.idle_timeout(&channel);
+    let quiet_too_long = async {
+        match idle {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
     let first = tokio::select! {
         first = stream.recv() => Ok(first),
         read = socket.read_buf(&mut buf) => Err(read),
+        () = quiet_too_long => {
+            debug!(%peer, %channel, "silent user and target both quiet past the idle timeout: reset");
+            stream.reset("no data either way (idle timeout)");
+            return abort_tcp(socket);
+        }
     };
     match first {
         Err(Ok(n)) if n > 0 => reclassify(socket, peer, buf, Some(stream), state).await,
