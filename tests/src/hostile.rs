@@ -121,3 +121,17 @@ pub fn unsent_to(port: u16) -> u64 {
         .max()
         .unwrap_or(0)
 }
+
+/// Whether a 127.0.0.1 socket whose peer is `port` holds at least half the
+/// most a TCP send buffer may grow to (`net.ipv4.tcp_wmem`, 4 MiB by
+/// default): its writer is blocked, or about to be, by a peer that reads
+/// nothing.
+pub fn writer_blocked_toward(port: u16) -> bool {
+    let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").unwrap_or_default();
+    let max: u64 = wmem
+        .split_whitespace()
+        .nth(2)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(4 << 20);
+    unsent_to(port) >= (max / 2).min(2 << 20)
+}

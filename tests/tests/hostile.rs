@@ -3,7 +3,7 @@
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
-use uptun_e2e::hostile::{frame, unsent_to, Agent, ACCEPT, DATA, OPEN, PING};
+use uptun_e2e::hostile::{frame, writer_blocked_toward, Agent, ACCEPT, DATA, OPEN, PING};
 use uptun_e2e::procs::Server;
 use uptun_e2e::wait_for;
 
@@ -81,7 +81,7 @@ async fn pings_behind_a_blocked_writer_do_not_pin_read_buffers() {
     wait_for(
         "the server's writer to the agent to block",
         uptun_e2e::WAIT,
-        || async { (unsent_to(agent_port) >= 2 << 20).then_some(()) },
+        || async { writer_blocked_toward(agent_port).then_some(()) },
     )
     .await;
     let _users = users;

@@ -5,7 +5,7 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use uptun_e2e::data::{pattern, sha256_hex};
-use uptun_e2e::hostile::{frame, unsent_to, Agent, ACCEPT, OPEN};
+use uptun_e2e::hostile::{frame, writer_blocked_toward, Agent, ACCEPT, OPEN};
 use uptun_e2e::procs::{http_get, Server};
 use uptun_e2e::{bounded, targets, wait_for, WAIT};
 
@@ -130,7 +130,7 @@ async fn users_of_a_member_that_reads_nothing_are_turned_away_within_the_connect
     wait_for(
         "the server's writer to the agent to fill its socket",
         WAIT,
-        || async { (unsent_to(agent_port) >= 2 << 20).then_some(()) },
+        || async { writer_blocked_toward(agent_port).then_some(()) },
     )
     .await;
     let _fillers = fillers;
