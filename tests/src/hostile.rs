@@ -101,3 +101,37 @@ impl Agent {
         self.socket.write_all(bytes).await.unwrap();
     }
 }
+
+/// Bytes the local end of a 127.0.0.1 connection has queued but the peer
+/// at `port` has not taken (Linux: `tx_queue` in /proc/net/tcp). Tells a
+/// test that a writer toward a peer that reads nothing is truly blocked.
+pub fn unsent_to(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let peer = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(2) == Some(&peer.as_str())).then(|| {
+                let tx = fields[4].split(':').next().unwrap();
+                u64::from_str_radix(tx, 16).unwrap()
+            })
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Whether a 127.0.0.1 socket whose peer is `port` holds at least half the
+/// most a TCP send buffer may grow to (`net.ipv4.tcp_wmem`, 4 MiB by
+/// default): its writer is blocked, or about to be, by a peer that reads
+/// nothing.
+pub fn writer_blocked_toward(port: u16) -> bool {
+    let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").unwrap_or_default();
+    let max: u64 = wmem
+        .split_whitespace()
+        .nth(2)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(4 << 20);
+    unsent_to(port) >= (max / 2).min(2 << 20)
+}

@@ -3,7 +3,7 @@
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
-use uptun_e2e::hostile::{frame, Agent, ACCEPT, DATA, OPEN, PING};
+use uptun_e2e::hostile::{frame, writer_blocked_toward, Agent, ACCEPT, DATA, OPEN, PING};
 use uptun_e2e::procs::Server;
 use uptun_e2e::wait_for;
 
@@ -52,8 +52,11 @@ async fn pings_behind_a_blocked_writer_do_not_pin_read_buffers() {
     let mut agent = Agent::connect_with_rcvbuf(server.addr, &server.token, "tcp", Some(4096)).await;
     server.wait_channels(&["tcp"]).await;
 
-    // 40 users each send 256 KiB the agent never reads: the server's writer
-    // to the agent blocks once the socket buffers are full.
+    // 40 users each send 256 KiB the agent never reads. Only an OPEN and
+    // the first bytes go out before ACCEPT, which the server's socket
+    // buffer alone absorbs, so the agent ACCEPTs them blind (the server's
+    // ids are odd, in order): then 10 MiB follow, and the server's writer
+    // to the agent blocks once its socket holds a few MiB.
     let mut users = Vec::new();
     for _ in 0..40 {
         let mut user = TcpStream::connect(server.addr).await.unwrap();
@@ -64,10 +67,24 @@ async fn pings_behind_a_blocked_writer_do_not_pin_read_buffers() {
             user
         }));
     }
-    let _users = wait_for("40 users' data taken", uptun_e2e::WAIT, || async {
-        users.iter().all(|u| u.is_finished()).then_some(())
+    wait_for("40 streams on the agent link", uptun_e2e::WAIT, || async {
+        let (_, body) = server.status().await.ok()?;
+        String::from_utf8_lossy(&body)
+            .contains("(40 streams)")
+            .then_some(())
     })
     .await;
+    for i in 0..40u32 {
+        agent.send(&frame(ACCEPT, 2 * i + 1, &[])).await;
+    }
+    let agent_port = agent.socket.local_addr().unwrap().port();
+    wait_for(
+        "the server's writer to the agent to block",
+        uptun_e2e::WAIT,
+        || async { writer_blocked_toward(agent_port).then_some(()) },
+    )
+    .await;
+    let _users = users;
 
     // Then 200 large frames for a stream nobody has, each followed by a PING.
     let before = server.proc.rss_kib();

@@ -39,3 +39,30 @@ async fn a_quiet_user_is_reset_after_the_channel_idle_timeout_and_a_talking_one_
         "cut after {quiet:?} of quiet"
     );
 }
+
+/// A silent user (nothing within the sniff timeout) whose target says
+/// nothing either is as idle as any other: the channel's idle timeout
+/// resets it too, rather than leaving the user and the target's
+/// connection held until one of them speaks.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_user_with_a_silent_target_is_reset_after_the_idle_timeout() {
+    let (quiet, seen) = targets::recorder(None).await;
+    let server = Server::start(&["--idle-timeout", "tcp=1s"]).await;
+    let _agent = server.agent(&[format!("tcp={quiet}")]).await;
+
+    let started = Instant::now();
+    let mut user = TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let end = bounded("the idle cut", user.read(&mut buf)).await;
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "an idle cut is an abort"
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "cut after {took:?}");
+    assert_eq!(
+        seen.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}

@@ -92,6 +92,45 @@ async fn one_source_may_hold_only_so_many_unclassified_connections() {
     assert_eq!(status, 200);
 }
 
+/// A connection that is silent past the sniff timeout and then starts a
+/// slow head is as unclassified as one that starts on time: it must count
+/// against its source's limit, or waiting out the sniff timeout is a way
+/// around the slowloris guard.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_head_after_the_sniff_timeout_counts_against_its_source() {
+    // No agent serves tcp: the silent connection waits for one (the connect
+    // timeout) while it watches for late bytes.
+    let server = Server::start(&[
+        "--max-unclassified-per-source",
+        "5",
+        "--header-timeout",
+        "5s",
+        "--connect-timeout",
+        "60s",
+    ])
+    .await;
+    let mut late = TcpStream::connect(server.addr).await.unwrap();
+    server
+        .proc
+        .wait_log("no agent serves the channel yet")
+        .await;
+    let mut slow_ones = Vec::new();
+    for _ in 0..5 {
+        slow_ones.push(slow(&server).await);
+    }
+    // The source holds its five: one more on-time connection is turned away.
+    let refused = answer(TcpStream::connect(server.addr).await.unwrap()).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    // So is a slow head that starts after the silence.
+    late.write_all(SLOW_HEAD).await.unwrap();
+    let got = answer(late).await;
+    assert!(
+        got.starts_with("HTTP/1.1 503") && got.contains("from your address"),
+        "a late slow head got {got:?}"
+    );
+    drop(slow_ones);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_link_at_its_stream_limit_refuses_the_newcomer_and_keeps_the_rest() {
     let echo = targets::echo().await;

@@ -5,9 +5,9 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use uptun_e2e::data::{pattern, sha256_hex};
-use uptun_e2e::hostile::{Agent, OPEN};
+use uptun_e2e::hostile::{frame, writer_blocked_toward, Agent, ACCEPT, OPEN};
 use uptun_e2e::procs::{http_get, Server};
-use uptun_e2e::{bounded, targets};
+use uptun_e2e::{bounded, targets, wait_for, WAIT};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_that_never_accepts_gives_a_504_and_raw_users_a_reset() {
@@ -89,6 +89,79 @@ async fn echo_once(user: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
     user.read_exact(&mut back).await?;
     assert_eq!(sha256_hex(&back), sha256_hex(data), "echo corrupted");
     Ok(())
+}
+
+/// The connect timeout bounds the whole wait for a member, not only the
+/// wait for its ACCEPT: on a member that reads nothing, the server's writer
+/// blocks, its stream queue fills, and queueing the OPEN itself waits. That
+/// wait must end at the connect timeout too, not at the link's write
+/// timeout (30 s), or users of a dead member are neither answered nor
+/// moved in time.
+#[tokio::test(flavor = "multi_thread")]
+async fn users_of_a_member_that_reads_nothing_are_turned_away_within_the_connect_timeout() {
+    let server = Server::start(&["--connect-timeout", "3s"]).await;
+    let mut stuck = Agent::connect_with_rcvbuf(server.addr, &server.token, "tcp", Some(4096)).await;
+    server.wait_channels(&["tcp"]).await;
+
+    // 40 users, ACCEPTed blind (the server's stream ids are odd and taken
+    // in order), each sending its 256 KiB window: 10 MiB that the agent
+    // never reads, more than the socket buffers and the stream queue hold.
+    let mut fillers = Vec::new();
+    for i in 0..40u64 {
+        let mut user = TcpStream::connect(server.addr).await.unwrap();
+        let mut data = pattern(i, 256 * 1024);
+        data[0] = 0;
+        fillers.push(tokio::spawn(async move {
+            let _ = user.write_all(&data).await;
+            user
+        }));
+    }
+    wait_for("40 streams on the stuck member", WAIT, || async {
+        (streams_per_agent(&server).await == [40]).then_some(())
+    })
+    .await;
+    for i in 0..40u32 {
+        stuck.send(&frame(ACCEPT, 2 * i + 1, &[])).await;
+    }
+    // The server's writer to the agent blocks once the server's socket has
+    // a few MiB queued (4 MiB of send buffer at most); the data still to
+    // come fills the stream queue behind it.
+    let agent_port = stuck.socket.local_addr().unwrap().port();
+    wait_for(
+        "the server's writer to the agent to fill its socket",
+        WAIT,
+        || async { writer_blocked_toward(agent_port).then_some(()) },
+    )
+    .await;
+    let _fillers = fillers;
+
+    let probes: Vec<_> = (0..50u64)
+        .map(|i| {
+            let addr = server.addr;
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let mut user = TcpStream::connect(addr).await.unwrap();
+                let mut hello = pattern(100 + i, 1024);
+                hello[0] = 0;
+                user.write_all(&hello).await.unwrap();
+                let mut buf = [0u8; 16];
+                let end = user.read(&mut buf).await.map_err(|e| e.kind());
+                (end, started.elapsed())
+            })
+        })
+        .collect();
+    for (i, probe) in probes.into_iter().enumerate() {
+        let (end, took) = bounded("a user of a stuck member", probe).await.unwrap();
+        assert_eq!(
+            end,
+            Err(std::io::ErrorKind::ConnectionReset),
+            "user {i} must be reset"
+        );
+        assert!(
+            took < std::time::Duration::from_secs(8),
+            "user {i} was turned away after {took:?}, with a 3 s connect timeout"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -108,19 +108,30 @@ async fn attempt(
         channel: channel.into(),
         why: reason(&err),
     };
-    let stream = agent.open(channel, user).await.map_err(refused)?;
-    // The request goes out with OPEN, not a round trip later.
-    if !first.is_empty() {
-        stream.send(first).await.map_err(refused)?;
-    }
-    match tokio::time::timeout(state.config.connect_timeout, stream.accepted()).await {
+    let timed_out = || TurnedAway::Timeout {
+        channel: channel.into(),
+    };
+    // One deadline for the whole try: queueing OPEN and the first bytes
+    // waits too when the link's writer is blocked (a member that reads
+    // nothing), and that wait must not outlast the connect timeout.
+    let deadline = tokio::time::Instant::now() + state.config.connect_timeout;
+    let stream = tokio::time::timeout_at(deadline, agent.open(channel, user))
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(refused)?;
+    let answered = tokio::time::timeout_at(deadline, async {
+        // The request goes out with OPEN, not a round trip later.
+        if !first.is_empty() {
+            stream.send(first).await?;
+        }
+        stream.accepted().await
+    });
+    match answered.await {
         Ok(Ok(())) => Ok(stream),
         Ok(Err(err)) => Err(refused(err)),
         Err(_) => {
             stream.reset("no ACCEPT within the connect timeout");
-            Err(TurnedAway::Timeout {
-                channel: channel.into(),
-            })
+            Err(timed_out())
         }
     }
 }

@@ -89,7 +89,7 @@ async fn handle(mut socket: TcpStream, peer: SocketAddr, admitted: Admitted, sta
 /// Refuses a connection over an admission limit without a task: the short
 /// answer fits an empty socket buffer, so it is written without waiting
 /// (what does not fit is not worth waiting for).
-fn turn_away(socket: TcpStream, peer: SocketAddr, why: &str, state: &State) {
+pub(crate) fn turn_away(socket: TcpStream, peer: SocketAddr, why: &str, state: &State) {
     if let Some(refused) = state.admission.refused() {
         warn!(%peer, refused, why, "connections refused over the admission limits");
     }

@@ -23,7 +23,7 @@ use uptun_protocol::{abort_split, abort_tcp, relay, MuxStream};
 use crate::classify::{could_be_http_start, decide, looks_like_http, route_silent, Visitor};
 use crate::idle::{bounded_by_idle, Activity};
 use crate::open::open_to_agent;
-use crate::server::serve as serve_visitor;
+use crate::server::{serve as serve_visitor, turn_away};
 use crate::state::State;
 use crate::users::relay_socket;
 
@@ -54,9 +54,23 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<St
         }
         None => return reclassify(socket, peer, buf, None, &channel, state).await,
     };
+    // Nothing has moved yet either way: the channel's idle timeout, if it
+    // has one, bounds this wait as it bounds the relay after it.
+    let idle = state.config.idle_timeout(&channel);
+    let quiet_too_long = async {
+        match idle {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
     let first = tokio::select! {
         first = stream.recv() => Ok(first),
         read = socket.read_buf(&mut buf) => Err(read),
+        () = quiet_too_long => {
+            debug!(%peer, %channel, "silent user and target both quiet past the idle timeout: reset");
+            stream.reset("no data either way (idle timeout)");
+            return abort_tcp(socket);
+        }
     };
     match first {
         Err(Ok(n)) if n > 0 => reclassify(socket, peer, buf, Some(stream), &channel, state).await,
@@ -87,10 +101,23 @@ async fn reclassify(
     silent_channel: &str,
     state: Arc<State>,
 ) {
+    // Classifying again is classifying: it counts against the same limits
+    // as on-time bytes, or silence past the sniff timeout followed by a
+    // slow head would be a way around the slowloris bounds.
+    let admitted = match state.admission.admit(peer.ip()) {
+        Ok(admitted) => admitted,
+        Err(why) => {
+            if let Some(stream) = speculative {
+                stream.reset("the user is over the admission limits");
+            }
+            return turn_away(socket, peer, why, &state);
+        }
+    };
     let visitor = match decide(&mut socket, buf, &state.config).await {
         Ok(visitor) => visitor,
         Err(err) => return debug!(%peer, %err, "connection failed while classifying"),
     };
+    drop(admitted);
     match (visitor, speculative) {
         (Visitor::Raw { channel, buf }, Some(stream)) if channel == silent_channel => {
             if stream.send(buf.freeze()).await.is_err() {
