@@ -126,3 +126,36 @@ async fn killing_the_server_resets_the_agents_targets() {
         "targets must see a reset when the link dies, not a clean end"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_the_target_finished_survives_the_agent_dying_before_the_user_read_it() {
+    // The target sends 200 KiB and closes; the user reads slowly (a 4 KiB
+    // receive buffer), so most of the reply still sits in the server's socket
+    // when the agent dies. The reply was complete: the user must get all of
+    // it and then a clean end, not a reset that throws the rest away.
+    let (source, _) = targets::flood(5, 200 * 1024).await;
+    let server = Server::start(&[]).await;
+    let mut agent = server.agent(&[format!("tcp={source}")]).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut user = socket.connect(server.addr).await.unwrap();
+    user.write_all(b"\x00go").await.unwrap();
+    let port = user.local_addr().unwrap().port();
+    let mut first = [0u8; 1];
+    bounded("the first byte", user.read_exact(&mut first))
+        .await
+        .unwrap();
+    wait_for("the reply queued toward the user", WAIT, || async {
+        (uptun_e2e::hostile::unsent_to(port) >= 4 * 1024).then_some(())
+    })
+    .await;
+    agent.child.kill().unwrap();
+    server.proc.wait_log("agent link down").await;
+
+    let mut got = first.to_vec();
+    bounded("the rest of the reply", user.read_to_end(&mut got))
+        .await
+        .expect("a clean end after the whole reply");
+    assert_eq!(got.len(), 200 * 1024);
+    assert_eq!(got, pattern(5, 200 * 1024));
+}

@@ -62,11 +62,21 @@ const DELIVER_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_sec
 
 /// Relays between `stream` and a local reader/writer until both directions
 /// have finished. On failure the stream is reset with the reason.
-pub async fn relay<R, W>(
+pub async fn relay<R, W>(stream: MuxStream, reader: R, writer: W) -> Result<RelayStats, RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    relay_ending(stream, reader, writer).await.0
+}
+
+/// `relay`, also telling whether everything the peer sent, and its FIN,
+/// went out to the local side (so a failure was in the other direction).
+async fn relay_ending<R, W>(
     stream: MuxStream,
     mut reader: R,
     mut writer: W,
-) -> Result<RelayStats, RelayError>
+) -> (Result<RelayStats, RelayError>, bool)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -123,41 +133,58 @@ where
         Ok::<u64, RelayError>(received)
     };
     tokio::pin!(up, down);
+    let mut fin_delivered = false;
     let outcome = tokio::select! {
         up_done = &mut up => match up_done {
             Ok(sent) => down.await.map(|received| RelayStats { sent, received }),
             Err(err) => {
                 // Whatever the peer sent before its FIN is queued here: the
-                // user gets it (and the FIN) before the abort.
-                // (Bounded: a local side that stops reading cannot keep the
-                // failed stream's task alive.)
+                // local side gets it (and the FIN) before the abort; bounded,
+                // so a local side that stops reading cannot keep the failed
+                // stream's task alive. Boxed: a rare path whose timer need
+                // not live in every relay.
                 if stream.remote_finished() {
-                    // Boxed: a rare path whose timer need not live in every relay.
-                    let _ = Box::pin(tokio::time::timeout(DELIVER_AFTER_FAILURE, down)).await;
+                    let delivered = Box::pin(tokio::time::timeout(DELIVER_AFTER_FAILURE, down)).await;
+                    fin_delivered = matches!(delivered, Ok(Ok(_)));
                 }
                 Err(err)
             }
         },
         down_done = &mut down => match down_done {
-            Ok(received) => up.await.map(|sent| RelayStats { sent, received }),
+            Ok(received) => {
+                fin_delivered = true;
+                up.await.map(|sent| RelayStats { sent, received })
+            }
             Err(err) => Err(err),
         },
     };
     if let Err(err) = &outcome {
         stream.reset(&err.to_string());
     }
-    outcome
+    (outcome, fin_delivered)
 }
 
 /// Relays between `stream` and a TCP socket. An abnormal end (the stream was
 /// reset, its link lost or declared dead, the socket failed) resets the
 /// socket instead of closing it, so the far end sees `ECONNRESET` and cannot
 /// take a truncated transfer for a complete one. A clean FIN stays a FIN.
+///
+/// One exception keeps data: when everything the peer sent, and its FIN,
+/// already went into the socket, a reset would throw away what the kernel
+/// has not sent yet. The socket then closes like a clean end once the far
+/// end has finished sending (its bytes are discarded: the stream is gone),
+/// or after 10 s, when closing with its bytes unread resets it.
 pub async fn relay_tcp(stream: MuxStream, socket: TcpStream) -> Result<RelayStats, RelayError> {
     let (mut read, mut write) = socket.into_split();
-    let outcome = relay(stream, &mut read, &mut write).await;
-    if outcome.is_err() {
-        abort_split(read, write);
+    let (outcome, fin_delivered) = relay_ending(stream, &mut read, &mut write).await;
+    match &outcome {
+        Ok(_) => {}
+        Err(_) if fin_delivered => {
+            let mut sink = tokio::io::sink();
+            let discard = tokio::io::copy(&mut read, &mut sink);
+            let _ = Box::pin(tokio::time::timeout(DELIVER_AFTER_FAILURE, discard)).await;
+        }
+        Err(_) => abort_split(read, write),
     }
     outcome
 }
