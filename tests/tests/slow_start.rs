@@ -119,3 +119,42 @@ async fn a_late_request_is_answered_by_web_and_raw_bytes_still_reach_tcp() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_user_that_half_closes_still_gets_the_targets_answer() {
+    // `nc -N host port </dev/null` against a service that answers once the
+    // client has finished: the user sends nothing, half-closes after the
+    // silence timer put it on tcp, and must still get the answer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut all = Vec::new();
+                if socket.read_to_end(&mut all).await.is_ok() {
+                    let reply = format!("answered after {} bytes and EOF\n", all.len());
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                }
+            });
+        }
+    });
+    let server = Server::start(&[]).await;
+    let _agent = server.agent(&[format!("tcp={target}")]).await;
+
+    let mut user = TcpStream::connect(server.addr).await.unwrap();
+    wait_for(
+        "the speculative stream to reach the target",
+        WAIT,
+        || async { (accepted.load(Ordering::SeqCst) == 1).then_some(()) },
+    )
+    .await;
+    user.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    bounded("the answer and a clean end", user.read_to_end(&mut answer))
+        .await
+        .unwrap();
+    assert_eq!(answer, b"answered after 0 bytes and EOF\n");
+}

@@ -35,14 +35,22 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<St
     let mut buf = BytesMut::with_capacity(4096);
     let user = peer.to_string();
     // Waiting for an agent and its ACCEPT races the user's first bytes.
+    // A user that half-closes first (`nc -N` with nothing to send) still
+    // wants the target's answer: its FIN goes on the stream like any EOF.
+    let mut user_finished = false;
     let opened = {
         let open = open_to_agent(&channel, &user, Bytes::new(), &state);
+        tokio::pin!(open);
         tokio::select! {
-            opened = open => Some(opened),
+            opened = &mut open => Some(opened),
             read = socket.read_buf(&mut buf) => match read {
                 // Dropping the open resets a stream it may have started.
                 Ok(n) if n > 0 => None,
-                _ => return,
+                Ok(_) => {
+                    user_finished = true;
+                    Some(open.await)
+                }
+                Err(_) => return,
             },
         }
     };
@@ -54,6 +62,9 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<St
         }
         None => return reclassify(socket, peer, buf, None, &channel, state).await,
     };
+    if user_finished {
+        return relay_checked(stream, socket, peer, &channel, &state).await;
+    }
     // Nothing has moved yet either way: the channel's idle timeout, if it
     // has one, bounds this wait as it bounds the relay after it.
     let idle = state.config.idle_timeout(&channel);
@@ -74,7 +85,8 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<St
     };
     match first {
         Err(Ok(n)) if n > 0 => reclassify(socket, peer, buf, Some(stream), &channel, state).await,
-        Err(_) => stream.reset("the user left before either side spoke"),
+        Err(Ok(_)) => relay_checked(stream, socket, peer, &channel, &state).await,
+        Err(Err(_)) => stream.reset("the user left before either side spoke"),
         Ok(Ok(Some(banner))) => {
             if socket.write_all(&banner).await.is_err() {
                 stream.reset("the user left");
