@@ -48,6 +48,9 @@ pub(crate) async fn run<R: AsyncRead + Unpin>(
                     },
                     _ = link.cancel.cancelled() => return Ok(()),
                 }
+                // Time spent waiting on the application is not silence
+                // from the peer: bytes may be waiting in the socket.
+                last_read = Instant::now();
             }
         }
         let mut limited = (&mut read).take(FrameCodec::read_len(&buf) as u64);
