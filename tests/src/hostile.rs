@@ -102,6 +102,19 @@ impl Agent {
     }
 }
 
+/// Whether a 127.0.0.1 socket whose peer is `port` has queued its FIN
+/// (state FIN_WAIT1 or later in /proc/net/tcp): its writer shut down.
+pub fn fin_queued_toward(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let peer = format!("0100007F:{port:04X}");
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // 04 FIN_WAIT1, 05 FIN_WAIT2, 07 CLOSE, 0B CLOSING.
+        fields.get(2) == Some(&peer.as_str())
+            && matches!(fields.get(3), Some(&"04" | &"05" | &"07" | &"0B"))
+    })
+}
+
 /// Bytes the local end of a 127.0.0.1 connection has queued but the peer
 /// at `port` has not taken (Linux: `tx_queue` in /proc/net/tcp). Tells a
 /// test that a writer toward a peer that reads nothing is truly blocked.

@@ -129,11 +129,22 @@ async fn killing_the_server_resets_the_agents_targets() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reply_the_target_finished_survives_the_agent_dying_before_the_user_read_it() {
-    // The target sends 200 KiB and closes; the user reads slowly (a 4 KiB
+    // The target answers 200 KiB and closes; the user reads slowly (a 4 KiB
     // receive buffer), so most of the reply still sits in the server's socket
     // when the agent dies. The reply was complete: the user must get all of
     // it and then a clean end, not a reset that throws the rest away.
-    let (source, _) = targets::flood(5, 200 * 1024).await;
+    // The target reads the user's 3 bytes first: closing with them unread
+    // would make its kernel reset the connection, a real abort.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 3];
+        socket.read_exact(&mut request).await.unwrap();
+        socket.write_all(&pattern(5, 200 * 1024)).await.unwrap();
+        socket.shutdown().await.unwrap();
+        let _ = socket.read_to_end(&mut Vec::new()).await;
+    });
     let server = Server::start(&[]).await;
     let mut agent = server.agent(&[format!("tcp={source}")]).await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -145,10 +156,16 @@ async fn a_reply_the_target_finished_survives_the_agent_dying_before_the_user_re
     bounded("the first byte", user.read_exact(&mut first))
         .await
         .unwrap();
-    wait_for("the reply queued toward the user", WAIT, || async {
-        (uptun_e2e::hostile::unsent_to(port) >= 4 * 1024).then_some(())
-    })
+    // The server has written the whole reply and queued the FIN behind it
+    // (its socket toward the user is in FIN_WAIT1), while most of the reply
+    // is still unsent: the slow user has read only its first byte.
+    wait_for(
+        "the whole reply and its FIN queued toward the user",
+        WAIT,
+        || async { uptun_e2e::hostile::fin_queued_toward(port).then_some(()) },
+    )
     .await;
+    assert!(uptun_e2e::hostile::unsent_to(port) >= 4 * 1024);
     agent.child.kill().unwrap();
     server.proc.wait_log("agent link down").await;
 
