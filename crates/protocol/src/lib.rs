@@ -22,7 +22,9 @@ pub use frame::{
     MAX_CHANNEL_LEN, MAX_PAYLOAD,
 };
 pub use mux::{spawn as spawn_link, Config, Incoming, IncomingStream, LinkHandle, MuxStream, Role};
-pub use relay::{abort_split, abort_tcp, bridge, relay, relay_tcp, RelayError, RelayStats};
+pub use relay::{
+    abort_tcp, bridge, end_tcp, relay, relay_ending, relay_tcp, RelayError, RelayStats,
+};
 pub use secret::Secret;
 pub use text::{sanitize, MAX_PEER_TEXT};
 

@@ -71,8 +71,9 @@ where
 }
 
 /// `relay`, also telling whether everything the peer sent, and its FIN,
-/// went out to the local side (so a failure was in the other direction).
-async fn relay_ending<R, W>(
+/// went out to the local side (so a failure was in the other direction):
+/// what [`end_tcp`] needs to end a socket honestly.
+pub async fn relay_ending<R, W>(
     stream: MuxStream,
     mut reader: R,
     mut writer: W,
@@ -177,7 +178,22 @@ where
 pub async fn relay_tcp(stream: MuxStream, socket: TcpStream) -> Result<RelayStats, RelayError> {
     let (mut read, mut write) = socket.into_split();
     let (outcome, fin_delivered) = relay_ending(stream, &mut read, &mut write).await;
-    match &outcome {
+    end_tcp(read, write, &outcome, fin_delivered).await;
+    outcome
+}
+
+/// Ends a TCP socket after a relay as [`relay_tcp`] describes: nothing more
+/// after a clean end, a reset after an abnormal one, unless the peer's
+/// whole reply and FIN already went into the socket. For relays whose
+/// socket halves are wrapped (idle timers, first-byte checks) and unwrapped
+/// again to be ended.
+pub async fn end_tcp(
+    mut read: OwnedReadHalf,
+    write: OwnedWriteHalf,
+    outcome: &Result<RelayStats, RelayError>,
+    fin_delivered: bool,
+) {
+    match outcome {
         Ok(_) => {}
         Err(_) if fin_delivered => {
             let mut sink = tokio::io::sink();
@@ -186,11 +202,10 @@ pub async fn relay_tcp(stream: MuxStream, socket: TcpStream) -> Result<RelayStat
         }
         Err(_) => abort_split(read, write),
     }
-    outcome
 }
 
 /// Closes a split socket with a TCP reset, like [`abort_tcp`].
-pub fn abort_split(read: OwnedReadHalf, write: OwnedWriteHalf) {
+fn abort_split(read: OwnedReadHalf, write: OwnedWriteHalf) {
     // Dropping the write half would send a FIN first; forget it, so the only
     // thing the peer sees after the data is the RST.
     let _ = read.as_ref().set_zero_linger();

@@ -54,19 +54,19 @@ impl Activity {
     }
 }
 
-/// Runs `relay`, or gives up with an error once nothing moved for `limit`.
-/// Dropping the relay resets its stream.
+/// Runs a relay (as `relay_ending` reports it), or gives up with an error
+/// once nothing moved for `limit`. Dropping the relay resets its stream.
 pub(crate) async fn bounded_by_idle(
-    relay: impl Future<Output = Result<RelayStats, RelayError>>,
+    relay: impl Future<Output = (Result<RelayStats, RelayError>, bool)>,
     activity: &Activity,
     limit: Duration,
-) -> Result<RelayStats, RelayError> {
+) -> (Result<RelayStats, RelayError>, bool) {
     tokio::select! {
-        outcome = relay => outcome,
-        () = activity.idle_for(limit) => Err(RelayError::Local(std::io::Error::new(
+        ended = relay => ended,
+        () = activity.idle_for(limit) => (Err(RelayError::Local(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             format!("no data either way for {:.1} s (idle timeout)", limit.as_secs_f64()),
-        ))),
+        ))), false),
     }
 }
 

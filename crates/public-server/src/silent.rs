@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
-use uptun_protocol::{abort_split, abort_tcp, relay, MuxStream};
+use uptun_protocol::{abort_tcp, end_tcp, relay_ending, MuxStream};
 
 use crate::classify::{could_be_http_start, decide, looks_like_http, route_silent, Visitor};
 use crate::idle::{bounded_by_idle, Activity};
@@ -160,19 +160,27 @@ async fn relay_checked(
     let (read, write) = socket.into_split();
     let mut read = FirstBytesCheck::new(activity.watch(read));
     let mut write = activity.watch(write);
-    let relay = relay(stream, &mut read, &mut write);
-    let outcome = match state.config.idle_timeout(channel) {
+    let relay = relay_ending(stream, &mut read, &mut write);
+    let (outcome, fin_delivered) = match state.config.idle_timeout(channel) {
         Some(limit) => bounded_by_idle(relay, &activity, limit).await,
         None => relay.await,
     };
-    if let Err(err) = outcome {
+    if let Err(err) = &outcome {
         if read.refused {
             warn!(%peer, %channel, "an HTTP request or link handshake came after the silent channel's target spoke: not forwarded, connection reset");
         } else {
             debug!(%peer, %err, "silent user's stream ended early");
         }
-        abort_split(read.inner.into_inner(), write.into_inner());
     }
+    // A refused first request is always reset, whatever the target did.
+    let fin_delivered = fin_delivered && !read.refused;
+    end_tcp(
+        read.inner.into_inner(),
+        write.into_inner(),
+        &outcome,
+        fin_delivered,
+    )
+    .await;
 }
 
 /// Passes reads through once the first four bytes are known not to start an

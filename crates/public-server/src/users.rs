@@ -10,7 +10,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 use uptun_protocol::handshake::status_text;
-use uptun_protocol::{abort_split, abort_tcp, relay, relay_tcp, MuxStream, RelayError, RelayStats};
+use uptun_protocol::{
+    abort_tcp, end_tcp, relay_ending, relay_tcp, MuxStream, RelayError, RelayStats,
+};
 
 use crate::idle::{bounded_by_idle, Activity};
 
@@ -104,10 +106,14 @@ async fn relay_with_idle(
     let activity = Activity::new();
     let (read, write) = socket.into_split();
     let (mut read, mut write) = (activity.watch(read), activity.watch(write));
-    let relay = relay(stream, &mut read, &mut write);
-    let outcome = bounded_by_idle(relay, &activity, limit).await;
-    if outcome.is_err() {
-        abort_split(read.into_inner(), write.into_inner());
-    }
+    let relay = relay_ending(stream, &mut read, &mut write);
+    let (outcome, fin_delivered) = bounded_by_idle(relay, &activity, limit).await;
+    end_tcp(
+        read.into_inner(),
+        write.into_inner(),
+        &outcome,
+        fin_delivered,
+    )
+    .await;
     outcome
 }
