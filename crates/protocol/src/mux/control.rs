@@ -56,7 +56,7 @@ impl ControlQueue {
     pub fn push(&self, frame: Frame) -> Result<(), Overflow> {
         {
             let mut inner = self.lock();
-            let entries = inner.ends.len() + inner.credit_order.len();
+            let entries = inner.ends.len() + inner.credit.len();
             match frame.kind {
                 FrameType::Ping => inner.ping = Some(frame.payload),
                 FrameType::Pong => inner.pong = Some(frame.payload),
@@ -75,7 +75,14 @@ impl ControlQueue {
                     }
                 }
                 _ => {
-                    if entries >= self.cap {
+                    // Credit owed to a stream that ends is moot (the peer
+                    // drops a WINDOW for a stream it no longer knows): the
+                    // end replaces it, so a stream holds one entry at most.
+                    // Its id may stay in `credit_order`; `take` skips it.
+                    if frame.stream != 0 {
+                        inner.credit.remove(&frame.stream);
+                    }
+                    if inner.ends.len() + inner.credit.len() >= self.cap {
                         return Err(Overflow);
                     }
                     inner.ends.push_back(frame);
@@ -89,7 +96,7 @@ impl ControlQueue {
     pub fn is_empty(&self) -> bool {
         let inner = self.lock();
         inner.ends.is_empty()
-            && inner.credit_order.is_empty()
+            && inner.credit.is_empty()
             && inner.ping.is_none()
             && inner.pong.is_none()
     }
@@ -185,5 +192,22 @@ mod tests {
         assert_eq!(out.len(), 2, "a PING and one more");
         q.take(&mut out, 64);
         assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn an_end_replaces_the_credit_its_stream_was_owed() {
+        let q = ControlQueue::new(2);
+        q.push(Frame::window(1, 10)).unwrap();
+        q.push(Frame::window(3, 10)).unwrap();
+        // Both streams end: two entries still, not four.
+        q.push(Frame::with_reason(FrameType::Reset, 1, "x"))
+            .unwrap();
+        q.push(Frame::with_reason(FrameType::Reset, 3, "x"))
+            .unwrap();
+        let mut out = Vec::new();
+        q.take(&mut out, 64);
+        let kinds: Vec<(FrameType, u32)> = out.iter().map(|f| (f.kind, f.stream)).collect();
+        assert_eq!(kinds, vec![(FrameType::Reset, 1), (FrameType::Reset, 3)]);
+        assert!(q.is_empty());
     }
 }
