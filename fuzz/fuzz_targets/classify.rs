@@ -43,7 +43,9 @@ fn check(decision: &Decision, handed_on: &[u8], read: &[u8]) {
                 assert_eq!(channel, "tcp");
             }
         }
-        Decision::Unrouted => panic!("the default rules route everything"),
+        Decision::Unrouted | Decision::Reply | Decision::Close => {
+            panic!("the default rules carry everything to a channel")
+        }
         Decision::Web { channel } => {
             assert!(http);
             assert_eq!(channel, "web");

@@ -6,13 +6,13 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::{timeout_at, Instant};
 use uptun_protocol::handshake::{parse_request_head, HeadError, PeerKind, Refusal, RequestHead};
 
 use crate::config::Config;
-use crate::route::{self, Action, Decision, Facts, HttpFacts};
+use crate::route::{self, Decision, Destination, Facts, HttpFacts, Routed};
 
 /// What a connection turned out to be.
 #[derive(Debug)]
@@ -26,16 +26,27 @@ pub enum Visitor {
     /// A request for a built-in endpoint (`/_uptun/health`).
     Endpoint { head: RequestHead },
     /// Any other HTTP request, routed to a channel.
-    Web { channel: String, buf: BytesMut },
+    Web { to: Destination, buf: BytesMut },
     /// Not HTTP: routed by content to a channel.
-    Raw { channel: String, buf: BytesMut },
+    Raw { to: Destination, buf: BytesMut },
+    /// A route answers first: send `bytes`, then carry the user to `then`,
+    /// or classify what it sends next with the rules from `resume` on.
+    Reply {
+        bytes: Bytes,
+        then: Option<Destination>,
+        resume: usize,
+        buf: BytesMut,
+    },
+    /// A route closes the connection after sending `bytes`.
+    Close { bytes: Bytes },
     /// Raw bytes no route matches: the connection is reset.
     Unrouted,
     /// HTTP that cannot be served; answer and close.
     Reject(Refusal),
     /// Nothing within the sniff timeout: a protocol where the server speaks
-    /// first, or a slow start (`silent.rs` tells them apart).
-    Silent,
+    /// first, or a slow start (`silent.rs` tells them apart). Silence is
+    /// routed with the rules from `first` on.
+    Silent { first: usize },
     /// Closed before sending anything.
     Gone,
 }
@@ -52,14 +63,25 @@ pub async fn classify<R: AsyncRead + Unpin>(
     io: &mut R,
     config: &Config,
 ) -> std::io::Result<Visitor> {
-    let mut buf = BytesMut::with_capacity(4096);
-    match timeout_at(Instant::now() + config.sniff_timeout, io.read_buf(&mut buf)).await {
-        Err(_) => return Ok(Visitor::Silent),
+    classify_more(io, BytesMut::with_capacity(4096), config, 0).await
+}
+
+/// Waits for more bytes on top of `buf` (after a route's reply) and decides
+/// with the rules from `first` on; silence is timed by those rules.
+pub async fn classify_more<R: AsyncRead + Unpin>(
+    io: &mut R,
+    mut buf: BytesMut,
+    config: &Config,
+    first: usize,
+) -> std::io::Result<Visitor> {
+    let sniff = route::sniff_timeout(&config.routes, first, config.sniff_timeout);
+    match timeout_at(Instant::now() + sniff, io.read_buf(&mut buf)).await {
+        Err(_) => return Ok(Visitor::Silent { first }),
         Ok(Ok(0)) => return Ok(Visitor::Gone),
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return Err(e),
     }
-    decide(io, buf, config).await
+    decide_from(io, buf, config, first).await
 }
 
 /// Decides what a connection is from its first bytes (at least one, in
@@ -67,8 +89,18 @@ pub async fn classify<R: AsyncRead + Unpin>(
 /// came after the silence timer, so a slow start is judged like a fast one.
 pub async fn decide<R: AsyncRead + Unpin>(
     io: &mut R,
+    buf: BytesMut,
+    config: &Config,
+) -> std::io::Result<Visitor> {
+    decide_from(io, buf, config, 0).await
+}
+
+/// `decide` with the rules from number `first` on.
+pub(crate) async fn decide_from<R: AsyncRead + Unpin>(
+    io: &mut R,
     mut buf: BytesMut,
     config: &Config,
+    first: usize,
 ) -> std::io::Result<Visitor> {
     // Bytes that may still become an HTTP method, or that a route could
     // still match, wait for more (within the header deadline and 16 KiB):
@@ -77,12 +109,15 @@ pub async fn decide<R: AsyncRead + Unpin>(
     while !looks_like_http(&buf) {
         let http_ruled_out = buf.len() >= 4 || !could_be_http_start(&buf);
         let complete = buf.len() >= MAX_FIRST_BYTES;
-        let decision = route_raw(&buf, complete, config);
+        let decision = route_raw(&buf, complete, config, first);
         if complete || (http_ruled_out && decision != Decision::ReadMore) {
-            return Ok(raw(decision, buf));
+            return Ok(raw(decision, buf, config));
         }
         match timeout_at(deadline, io.read_buf(&mut buf)).await {
-            Err(_) | Ok(Ok(0)) => return Ok(raw(route_raw(&buf, true, config), buf)),
+            Err(_) | Ok(Ok(0)) => {
+                let decision = route_raw(&buf, true, config, first);
+                return Ok(raw(decision, buf, config));
+            }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
         }
@@ -106,45 +141,88 @@ pub async fn decide<R: AsyncRead + Unpin>(
         silent: false,
         complete: true,
     };
-    Ok(match route::decide(&config.routes, &facts) {
-        Decision::Act(Action::Channel(channel)) => Visitor::Web { channel, buf },
-        Decision::ReadMore | Decision::NoRoute => {
-            Visitor::Reject(Refusal::new(404, "no route matches this request"))
-        }
+    let decision = route::decide_from(&config.routes, first, &facts);
+    Ok(match resolve(decision, config) {
+        Some(Routed::Channel(to)) => Visitor::Web { to, buf },
+        Some(routed) => act(routed, buf),
+        None => Visitor::Reject(Refusal::new(404, "no route matches this request")),
     })
 }
 
 /// The first bytes the server reads before it must route on them.
 const MAX_FIRST_BYTES: usize = 16 * 1024;
 
-fn route_raw(bytes: &[u8], complete: bool, config: &Config) -> Decision {
+fn route_raw(bytes: &[u8], complete: bool, config: &Config, first: usize) -> Decision {
     let facts = Facts {
         bytes,
         complete,
         ..Facts::default()
     };
-    route::decide(&config.routes, &facts)
+    route::decide_from(&config.routes, first, &facts)
 }
 
-fn raw(decision: Decision, buf: BytesMut) -> Visitor {
-    match decision {
-        Decision::Act(Action::Channel(channel)) => Visitor::Raw { channel, buf },
-        // `ReadMore` only comes back for incomplete bytes; these are complete.
-        Decision::ReadMore | Decision::NoRoute => Visitor::Unrouted,
+fn raw(decision: Decision, buf: BytesMut, config: &Config) -> Visitor {
+    match resolve(decision, config) {
+        Some(Routed::Channel(to)) => Visitor::Raw { to, buf },
+        Some(routed) => act(routed, buf),
+        None => Visitor::Unrouted,
     }
 }
 
-/// The channel a silent connection is routed to, if a route takes silence.
-pub(crate) fn route_silent(config: &Config) -> Option<String> {
+/// The visitor for a reply or a close (a channel is a web or raw user).
+fn act(routed: Routed, buf: BytesMut) -> Visitor {
+    match routed {
+        Routed::Reply {
+            bytes,
+            then,
+            resume,
+        } => Visitor::Reply {
+            bytes,
+            then,
+            resume,
+            buf,
+        },
+        Routed::Close(bytes) => Visitor::Close { bytes },
+        Routed::Channel(to) => Visitor::Raw { to, buf },
+    }
+}
+
+/// What a decision asks for, with the server's timeouts filled in where the
+/// rule set none; `None` when nothing routes (`ReadMore` only comes back
+/// for bytes that may grow, and the callers pass those only when complete).
+fn resolve(decision: Decision, config: &Config) -> Option<Routed> {
+    let fill = |mut to: Destination| {
+        to.connect_timeout.get_or_insert(config.connect_timeout);
+        if to.idle_timeout.is_none() {
+            to.idle_timeout = config.idle_timeout(&to.channel);
+        }
+        to
+    };
+    match decision {
+        Decision::Act(Routed::Channel(to)) => Some(Routed::Channel(fill(to))),
+        Decision::Act(Routed::Reply {
+            bytes,
+            then,
+            resume,
+        }) => Some(Routed::Reply {
+            bytes,
+            then: then.map(fill),
+            resume,
+        }),
+        Decision::Act(close) => Some(close),
+        Decision::ReadMore | Decision::NoRoute => None,
+    }
+}
+
+/// What to do with a connection silent past the sniff timeout, routed with
+/// the rules from `first` on; `None` if no route takes silence.
+pub(crate) fn route_silent(config: &Config, first: usize) -> Option<Routed> {
     let facts = Facts {
         silent: true,
         complete: true,
         ..Facts::default()
     };
-    match route::decide(&config.routes, &facts) {
-        Decision::Act(Action::Channel(channel)) => Some(channel),
-        Decision::ReadMore | Decision::NoRoute => None,
-    }
+    resolve(route::decide_from(&config.routes, first, &facts), config)
 }
 
 /// Reads until a whole request head is in `buf` (at most 16 KiB, within the
@@ -235,8 +313,8 @@ mod tests {
     #[tokio::test]
     async fn ssh_banner_goes_to_ssh() {
         match run(b"SSH-2.0-OpenSSH_9.2\r\n").await {
-            Visitor::Raw { channel, buf } => {
-                assert_eq!(channel, "ssh");
+            Visitor::Raw { to, buf } => {
+                assert_eq!(to.channel, "ssh");
                 assert!(buf.starts_with(b"SSH-2.0"));
             }
             v => panic!("{v:?}"),
@@ -246,17 +324,17 @@ mod tests {
     #[tokio::test]
     async fn garbage_and_silence_go_to_tcp_with_their_bytes() {
         match run(b"\x16\x03\x01\x02\x00garbage").await {
-            Visitor::Raw { channel, buf } => assert_eq!(
-                (channel.as_str(), &buf[..4]),
+            Visitor::Raw { to, buf } => assert_eq!(
+                (to.channel.as_str(), &buf[..4]),
                 ("tcp", &b"\x16\x03\x01\x02"[..])
             ),
             v => panic!("{v:?}"),
         }
-        assert!(matches!(run(b"").await, Visitor::Silent));
+        assert!(matches!(run(b"").await, Visitor::Silent { first: 0 }));
         // Under four bytes that cannot become a method or a banner: decided.
         match run(b"\x00").await {
-            Visitor::Raw { channel, buf } => {
-                assert_eq!((channel.as_str(), &buf[..]), ("tcp", &b"\x00"[..]))
+            Visitor::Raw { to, buf } => {
+                assert_eq!((to.channel.as_str(), &buf[..]), ("tcp", &b"\x00"[..]))
             }
             v => panic!("{v:?}"),
         }

@@ -1,6 +1,9 @@
 //! Everything the server needs to know, independent of how it was given.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use uptun_protocol::Secret;
 
@@ -66,5 +69,34 @@ impl Config {
             .iter()
             .find(|(name, _)| name == channel)
             .map(|(_, limit)| *limit)
+    }
+}
+
+/// The configuration of a running server, replaceable while it runs (the
+/// config file reloaded on `HUP`). Clones share it: keep one to replace
+/// what the server uses. A connection keeps the configuration it started
+/// with; admission limits and link tunables stay as they were at start.
+#[derive(Debug, Clone)]
+pub struct LiveConfig(Arc<ArcSwap<Config>>);
+
+impl LiveConfig {
+    pub fn new(config: Config) -> LiveConfig {
+        LiveConfig(Arc::new(ArcSwap::from_pointee(config)))
+    }
+
+    /// The configuration in force now.
+    pub fn current(&self) -> Arc<Config> {
+        self.0.load_full()
+    }
+
+    /// Puts `config` in force for connections from now on.
+    pub fn replace(&self, config: Config) {
+        self.0.store(Arc::new(config));
+    }
+}
+
+impl From<Config> for LiveConfig {
+    fn from(config: Config) -> LiveConfig {
+        LiveConfig::new(config)
     }
 }

@@ -10,7 +10,8 @@ use crate::state::State;
 
 pub(crate) async fn serve(mut socket: TcpStream, head: &RequestHead, state: &State) {
     let path = head.path.split('?').next().unwrap_or_default();
-    let prefix = state.config.endpoint_prefix.as_str();
+    let config = state.config();
+    let prefix = config.endpoint_prefix.as_str();
     let name = path.strip_prefix(prefix).unwrap_or_default();
     let mut extra = "";
     let (status, body) = match name {
@@ -45,7 +46,8 @@ pub(crate) async fn serve(mut socket: TcpStream, head: &RequestHead, state: &Sta
 /// and wants that token as a bearer (401 otherwise). Neither answer names
 /// the token or says how a wrong one differs.
 fn authorize_admin(head: &RequestHead, state: &State) -> Result<(), (u16, String)> {
-    let Some(admin) = &state.config.admin_token else {
+    let config = state.config();
+    let Some(admin) = &config.admin_token else {
         return Err((
             404,
             "status is off: start the server with --admin-token TOKEN (or UPTUN_ADMIN_TOKEN) and send Authorization: Bearer TOKEN\n".into(),

@@ -26,6 +26,10 @@ pub enum Decision {
     },
     /// Raw bytes no route takes.
     Unrouted,
+    /// A route answers (the bytes are its reply).
+    Reply,
+    /// A route closes (the bytes are what it sends first).
+    Close,
     Reject {
         status: u16,
     },
@@ -64,16 +68,18 @@ fn tell(visitor: Visitor) -> (Decision, Bytes) {
             buf.freeze(),
         ),
         Visitor::Endpoint { .. } => (Decision::Endpoint, Bytes::new()),
-        Visitor::Web { channel, buf } => (Decision::Web { channel }, buf.freeze()),
+        Visitor::Web { to, buf } => (Decision::Web { channel: to.channel }, buf.freeze()),
         Visitor::Unrouted => (Decision::Unrouted, Bytes::new()),
-        Visitor::Raw { channel, buf } => (Decision::Raw { channel }, buf.freeze()),
+        Visitor::Raw { to, buf } => (Decision::Raw { channel: to.channel }, buf.freeze()),
+        Visitor::Reply { bytes, .. } => (Decision::Reply, bytes),
+        Visitor::Close { bytes } => (Decision::Close, bytes),
         Visitor::Reject(refusal) => (
             Decision::Reject {
                 status: refusal.status,
             },
             Bytes::new(),
         ),
-        Visitor::Silent => (Decision::Silent, Bytes::new()),
+        Visitor::Silent { .. } => (Decision::Silent, Bytes::new()),
         Visitor::Gone => (Decision::Gone, Bytes::new()),
     }
 }

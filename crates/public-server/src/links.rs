@@ -13,6 +13,7 @@ use uptun_protocol::{bridge, spawn_link, Incoming, IncomingStream, LinkHandle, R
 
 use crate::auth::{self, Channels};
 use crate::registry::AgentInfo;
+use crate::route::Destination;
 use crate::state::{State, DRAIN};
 
 pub(crate) async fn serve(
@@ -27,7 +28,7 @@ pub(crate) async fn serve(
     tracing::trace!(?head, "link request");
     let checked = LinkRequest::from_head(&head, kind).and_then(|req| {
         state
-            .config
+            .config()
             .tokens
             .authorize(&req)
             .map(|scope| (req, scope))
@@ -49,7 +50,7 @@ pub(crate) async fn serve(
         }
     };
     if let Err(err) = socket
-        .write_all(accept_response(state.config.mux.window).as_bytes())
+        .write_all(accept_response(state.config().mux.window).as_bytes())
         .await
     {
         warn!(%err, "link lost during the handshake");
@@ -58,7 +59,7 @@ pub(crate) async fn serve(
     // Bytes past the request head are the peer's first frames.
     let _ = buf.split_to(head.len);
     let (read, write) = socket.into_split();
-    let mut mux = state.config.mux.clone();
+    let mut mux = state.config().mux.clone();
     mux.accept_incoming = kind == PeerKind::Client;
     let (link, incoming) = spawn_link(read, write, buf, Role::Acceptor, mux, req.window);
     let name = req.name.clone().unwrap_or_else(|| peer.to_string());
@@ -152,9 +153,10 @@ async fn serve_client(
 
 /// Connects a client's stream to an agent serving its channel.
 async fn client_stream(incoming: IncomingStream, client: SocketAddr, state: Arc<State>) {
-    let channel = incoming.channel.clone();
+    let to = Destination::plain(&incoming.channel);
+    let channel = &to.channel;
     let user = format!("{client} via client");
-    let outbound = match crate::open::open_to_agent(&channel, &user, Bytes::new(), &state).await {
+    let outbound = match crate::open::open_to_agent(&to, &user, Bytes::new(), &state).await {
         Ok(s) => s,
         Err(why) => {
             warn!(%user, %channel, %why, detail = %why.detail(), "client stream refused");

@@ -3,11 +3,14 @@
 //! the first is dead or refuses. The user's first bytes are kept until
 //! ACCEPT so the retry can send them again.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use tracing::{info, warn};
 use uptun_protocol::{LinkHandle, MuxStream, StreamError};
 
 use crate::links::reason;
+use crate::route::Destination;
 use crate::state::State;
 
 /// Why a user could not be given a stream. `Display` is the sentence shown
@@ -61,17 +64,20 @@ impl std::fmt::Display for TurnedAway {
     }
 }
 
-/// Opens a stream to an agent serving `channel`, sends `first`, and waits for
+/// Opens a stream to an agent serving `to.channel`, sends `first`, and waits for
 /// ACCEPT within the connect timeout. The least-loaded member is tried first;
 /// if it refuses, goes away or does not answer in time, one other member (if
 /// any) is tried with the same first bytes.
 pub(crate) async fn open_to_agent(
-    channel: &str,
+    to: &Destination,
     user: &str,
     first: Bytes,
     state: &State,
 ) -> Result<MuxStream, TurnedAway> {
-    let limit = state.config.connect_timeout;
+    let channel = to.channel.as_str();
+    let limit = to
+        .connect_timeout
+        .unwrap_or_else(|| state.config().connect_timeout);
     let agent = match state.registry.pick(channel, None) {
         Some(agent) => agent,
         None => {
@@ -85,7 +91,7 @@ pub(crate) async fn open_to_agent(
                 })?
         }
     };
-    let failed = match attempt(&agent, channel, user, first.clone(), state).await {
+    let failed = match attempt(&agent, channel, user, first.clone(), limit).await {
         Ok(stream) => return Ok(stream),
         Err(failed) => failed,
     };
@@ -93,7 +99,7 @@ pub(crate) async fn open_to_agent(
         return Err(failed);
     };
     warn!(%user, %channel, why = %failed.detail(), "first agent failed the stream; trying another");
-    attempt(&other, channel, user, first, state).await
+    attempt(&other, channel, user, first, limit).await
 }
 
 /// One try on one agent link.
@@ -102,7 +108,7 @@ async fn attempt(
     channel: &str,
     user: &str,
     first: Bytes,
-    state: &State,
+    limit: Duration,
 ) -> Result<MuxStream, TurnedAway> {
     let refused = |err: StreamError| TurnedAway::Refused {
         channel: channel.into(),
@@ -114,7 +120,7 @@ async fn attempt(
     // One deadline for the whole try: queueing OPEN and the first bytes
     // waits too when the link's writer is blocked (a member that reads
     // nothing), and that wait must not outlast the connect timeout.
-    let deadline = tokio::time::Instant::now() + state.config.connect_timeout;
+    let deadline = tokio::time::Instant::now() + limit;
     let stream = tokio::time::timeout_at(deadline, agent.open(channel, user))
         .await
         .map_err(|_| timed_out())?

@@ -4,6 +4,13 @@
 //! match once more bytes come makes the answer "read more", so a slow start
 //! is never decided on a prefix of itself.
 
+use std::time::Duration;
+
+use bytes::Bytes;
+use uptun_protocol::valid_channel_name;
+
+use crate::pattern::{Pattern, PatternMatch};
+
 /// What classification saw of a user connection so far.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Facts<'a> {
@@ -25,7 +32,7 @@ pub struct HttpFacts<'a> {
     pub host: Option<&'a str>,
 }
 
-/// What a rule looks for.
+/// What a rule looks for. A rule with several matchers wants all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Matcher {
     /// Any HTTP request (a whole head was read).
@@ -39,6 +46,8 @@ pub enum Matcher {
     Path(String),
     /// The first bytes start with these.
     Prefix(Vec<u8>),
+    /// A regular expression over the first bytes, from the first byte.
+    Regex(Pattern),
     /// Nothing arrived within the sniff timeout.
     Silent,
     /// Anything: the last resort.
@@ -48,22 +57,92 @@ pub enum Matcher {
 /// What to do with a user a rule matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Carry the user to an agent of this channel.
+    /// Carry the user to an agent of this channel. The name may hold `$1`
+    /// or `${name}`: the captures of the rule's regex.
     Channel(String),
+    /// Send these bytes to the user, then carry it to the channel if one is
+    /// given, else route it again on the bytes it sends next, with the
+    /// rules after this one.
+    Reply {
+        bytes: Vec<u8>,
+        then: Option<String>,
+    },
+    /// Send these bytes (maybe none) and close the connection.
+    Close(Vec<u8>),
+}
+
+/// Timeouts a rule sets for the users it routes; `None` keeps the server's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteTimeouts {
+    /// How long a user waits for an agent of its channel and its ACCEPT.
+    pub connect: Option<Duration>,
+    /// Reset the user after this long without a byte either way.
+    pub idle: Option<Duration>,
+    /// For a `silent` rule: how long nothing must arrive.
+    pub sniff: Option<Duration>,
 }
 
 /// One routing rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
-    pub matcher: Matcher,
+    /// All must match; none matches anything.
+    pub matchers: Vec<Matcher>,
     pub action: Action,
+    pub timeouts: RouteTimeouts,
+}
+
+impl Rule {
+    /// A rule with one matcher, one action and the server's timeouts.
+    pub fn new(matcher: Matcher, action: Action) -> Rule {
+        Rule {
+            matchers: vec![matcher],
+            action,
+            timeouts: RouteTimeouts::default(),
+        }
+    }
+}
+
+/// Where a routed user goes, with the timeouts its rule set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub channel: String,
+    pub connect_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Destination {
+    /// A channel with the server's timeouts (a client's stream: clients
+    /// name their channel, no rule routes them).
+    pub fn plain(channel: &str) -> Destination {
+        Destination {
+            channel: channel.to_string(),
+            connect_timeout: None,
+            idle_timeout: None,
+        }
+    }
+}
+
+/// What routing asks the server to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routed {
+    /// Carry the user to a channel.
+    Channel(Destination),
+    /// Send `bytes`, then carry the user to `then`, or, without one, route
+    /// again from rule number `resume` on the bytes that come next.
+    Reply {
+        bytes: Bytes,
+        then: Option<Destination>,
+        resume: usize,
+    },
+    /// Send `bytes` and close.
+    Close(Bytes),
 }
 
 /// The outcome of routing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// A rule matched.
-    Act(Action),
+    Act(Routed),
     /// An earlier rule could still match once more bytes come.
     ReadMore,
     /// No rule matches (a rule set without a catch-all).
@@ -81,6 +160,7 @@ enum Verdict {
 impl Matcher {
     fn verdict(&self, facts: &Facts<'_>) -> Verdict {
         let known = |yes: bool| if yes { Verdict::Yes } else { Verdict::No };
+        let more_may_come = !facts.complete && !facts.silent;
         match self {
             Matcher::Http => known(facts.http.is_some()),
             Matcher::Host(pattern) => known(
@@ -97,13 +177,77 @@ impl Matcher {
             Matcher::Prefix(prefix) => {
                 if facts.bytes.starts_with(prefix) {
                     Verdict::Yes
-                } else if !facts.complete && !facts.silent && prefix.starts_with(facts.bytes) {
+                } else if more_may_come && prefix.starts_with(facts.bytes) {
                     Verdict::NotYet
                 } else {
                     Verdict::No
                 }
             }
+            Matcher::Regex(pattern) if facts.silent => Verdict::No,
+            Matcher::Regex(pattern) => match pattern.verdict(facts.bytes, !more_may_come) {
+                PatternMatch::Yes => Verdict::Yes,
+                PatternMatch::No => Verdict::No,
+                PatternMatch::NotYet => Verdict::NotYet,
+            },
         }
+    }
+}
+
+impl Rule {
+    /// Yes only if every matcher says yes; no if any says no.
+    fn verdict(&self, facts: &Facts<'_>) -> Verdict {
+        let mut verdict = Verdict::Yes;
+        for matcher in &self.matchers {
+            match matcher.verdict(facts) {
+                Verdict::No => return Verdict::No,
+                Verdict::NotYet => verdict = Verdict::NotYet,
+                Verdict::Yes => {}
+            }
+        }
+        verdict
+    }
+
+    /// The channel this rule names for these facts: its template with the
+    /// regex's captures filled in. `None` when the result is not a channel
+    /// name (a capture held something else): the rule then does not match.
+    fn channel(&self, template: &str, facts: &Facts<'_>) -> Option<String> {
+        if !template.contains('$') {
+            return Some(template.to_string());
+        }
+        let pattern = self.matchers.iter().find_map(|m| match m {
+            Matcher::Regex(pattern) => Some(pattern),
+            _ => None,
+        })?;
+        pattern
+            .expand(template, facts.bytes)
+            .filter(|name| valid_channel_name(name))
+    }
+
+    fn destination(&self, channel: String) -> Destination {
+        Destination {
+            channel,
+            connect_timeout: self.timeouts.connect,
+            idle_timeout: self.timeouts.idle,
+        }
+    }
+
+    /// What this rule does for these facts, or `None` if its channel
+    /// template does not give a valid name.
+    fn routed(&self, facts: &Facts<'_>, index: usize) -> Option<Routed> {
+        Some(match &self.action {
+            Action::Channel(template) => {
+                Routed::Channel(self.destination(self.channel(template, facts)?))
+            }
+            Action::Reply { bytes, then } => Routed::Reply {
+                bytes: Bytes::copy_from_slice(bytes),
+                then: match then {
+                    Some(template) => Some(self.destination(self.channel(template, facts)?)),
+                    None => None,
+                },
+                resume: index + 1,
+            },
+            Action::Close(bytes) => Routed::Close(Bytes::copy_from_slice(bytes)),
+        })
     }
 }
 
@@ -132,15 +276,43 @@ fn path_matches(prefix: &str, path: &str) -> bool {
 
 /// Routes a user: the first rule that matches decides, unless a rule
 /// before it could still match with more bytes.
+#[cfg(test)]
 pub fn decide(rules: &[Rule], facts: &Facts<'_>) -> Decision {
-    for rule in rules {
-        match rule.matcher.verdict(facts) {
-            Verdict::Yes => return Decision::Act(rule.action.clone()),
+    decide_from(rules, 0, facts)
+}
+
+/// Routes a user with the rules from number `first` on (after a reply, the
+/// rules past it): the first rule that matches decides, unless a rule
+/// before it could still match with more bytes.
+pub fn decide_from(rules: &[Rule], first: usize, facts: &Facts<'_>) -> Decision {
+    for (index, rule) in rules.iter().enumerate().skip(first) {
+        match rule.verdict(facts) {
+            Verdict::Yes => match rule.routed(facts, index) {
+                Some(routed) => return Decision::Act(routed),
+                None => continue,
+            },
             Verdict::NotYet => return Decision::ReadMore,
             Verdict::No => {}
         }
     }
     Decision::NoRoute
+}
+
+/// How long a connection must stay silent before the rules from `first`
+/// on see silence: the sniff timeout of the first rule that could match a
+/// silent connection, else `default`.
+pub fn sniff_timeout(rules: &[Rule], first: usize, default: Duration) -> Duration {
+    let silent = Facts {
+        silent: true,
+        complete: true,
+        ..Facts::default()
+    };
+    rules
+        .iter()
+        .skip(first)
+        .find(|rule| rule.verdict(&silent) == Verdict::Yes)
+        .and_then(|rule| rule.timeouts.sniff)
+        .unwrap_or(default)
 }
 
 /// The rules the server uses without a config file, from its flags: HTTP
@@ -149,143 +321,13 @@ pub fn decide(rules: &[Rule], facts: &Facts<'_>) -> Decision {
 pub fn default_rules(http: &str, ssh: &str, tcp: &str) -> Vec<Rule> {
     let to = |channel: &str| Action::Channel(channel.to_string());
     vec![
-        Rule {
-            matcher: Matcher::Http,
-            action: to(http),
-        },
-        Rule {
-            matcher: Matcher::Prefix(b"SSH-".to_vec()),
-            action: to(ssh),
-        },
-        Rule {
-            matcher: Matcher::Silent,
-            action: to(tcp),
-        },
-        Rule {
-            matcher: Matcher::Any,
-            action: to(tcp),
-        },
+        Rule::new(Matcher::Http, to(http)),
+        Rule::new(Matcher::Prefix(b"SSH-".to_vec()), to(ssh)),
+        Rule::new(Matcher::Silent, to(tcp)),
+        Rule::new(Matcher::Any, to(tcp)),
     ]
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn channel(decision: Decision) -> String {
-        match decision {
-            Decision::Act(Action::Channel(c)) => c,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    fn raw(bytes: &[u8], complete: bool) -> Facts<'_> {
-        Facts {
-            bytes,
-            complete,
-            ..Facts::default()
-        }
-    }
-
-    #[test]
-    fn the_default_rules_route_as_the_flags_say() {
-        let rules = default_rules("web", "ssh", "tcp");
-        let http = Facts {
-            bytes: b"GET / HTTP/1.1\r\n\r\n",
-            http: Some(HttpFacts {
-                path: "/",
-                host: None,
-            }),
-            ..Facts::default()
-        };
-        assert_eq!(channel(decide(&rules, &http)), "web");
-        assert_eq!(channel(decide(&rules, &raw(b"SSH-2.0-x", false))), "ssh");
-        assert_eq!(channel(decide(&rules, &raw(b"\x16\x03\x01", false))), "tcp");
-        let silent = Facts {
-            silent: true,
-            ..Facts::default()
-        };
-        assert_eq!(channel(decide(&rules, &silent)), "tcp");
-    }
-
-    #[test]
-    fn a_prefix_that_may_still_match_reads_more_until_the_bytes_are_complete() {
-        let rules = default_rules("web", "ssh", "tcp");
-        assert_eq!(decide(&rules, &raw(b"SS", false)), Decision::ReadMore);
-        assert_eq!(channel(decide(&rules, &raw(b"SS", true))), "tcp");
-        assert_eq!(channel(decide(&rules, &raw(b"SX", false))), "tcp");
-    }
-
-    #[test]
-    fn without_a_catch_all_nothing_routes() {
-        let rules = vec![Rule {
-            matcher: Matcher::Prefix(b"PING".to_vec()),
-            action: Action::Channel("redis".into()),
-        }];
-        assert_eq!(decide(&rules, &raw(b"QUIT", true)), Decision::NoRoute);
-        assert_eq!(channel(decide(&rules, &raw(b"PING", true))), "redis");
-    }
-
-    fn request<'a>(host: Option<&'a str>, path: &'a str) -> Facts<'a> {
-        Facts {
-            bytes: b"GET",
-            http: Some(HttpFacts { path, host }),
-            complete: true,
-            ..Facts::default()
-        }
-    }
-
-    #[test]
-    fn hosts_match_by_name_or_wildcard_without_port_or_case() {
-        let rules = vec![
-            Rule {
-                matcher: Matcher::Host("*.api.example.com".into()),
-                action: Action::Channel("api".into()),
-            },
-            Rule {
-                matcher: Matcher::Host("example.com".into()),
-                action: Action::Channel("site".into()),
-            },
-            Rule {
-                matcher: Matcher::Any,
-                action: Action::Channel("web".into()),
-            },
-        ];
-        let route = |host: &str| channel(decide(&rules, &request(Some(host), "/")));
-        assert_eq!(route("v1.api.example.com"), "api");
-        assert_eq!(route("a.b.API.Example.com:8443"), "api");
-        assert_eq!(
-            route("api.example.com"),
-            "web",
-            "the wildcard needs a label"
-        );
-        assert_eq!(route("xapi.example.com"), "web");
-        assert_eq!(route("EXAMPLE.com:80"), "site");
-        assert_eq!(route("example.com."), "site");
-        assert_eq!(route("[::1]:8080"), "web");
-        assert_eq!(channel(decide(&rules, &request(None, "/"))), "web");
-    }
-
-    #[test]
-    fn paths_match_whole_segments() {
-        let rules = vec![
-            Rule {
-                matcher: Matcher::Path("/api".into()),
-                action: Action::Channel("api".into()),
-            },
-            Rule {
-                matcher: Matcher::Any,
-                action: Action::Channel("web".into()),
-            },
-        ];
-        let route = |path: &str| channel(decide(&rules, &request(None, path)));
-        for path in ["/api", "/api/v1/users", "/api?x=1"] {
-            assert_eq!(route(path), "api", "{path}");
-        }
-        for path in ["/apix", "/", "/v1/api"] {
-            assert_eq!(route(path), "web", "{path}");
-        }
-        // Raw bytes never match an HTTP matcher.
-        assert_eq!(channel(decide(&rules, &raw(b"/api", true))), "web");
-    }
-}
+#[path = "route_tests.rs"]
+mod tests;

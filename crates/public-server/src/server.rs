@@ -11,8 +11,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::classify::{classify, Visitor};
-use crate::config::Config;
+use bytes::{Bytes, BytesMut};
+
+use crate::classify::{classify, classify_more, looks_like_http, Visitor};
+use crate::route::Destination;
+use crate::config::LiveConfig;
 use crate::limits::Admitted;
 use crate::state::{State, DRAIN};
 use crate::users::UserKind;
@@ -22,10 +25,10 @@ use crate::{endpoints, links, silent, users};
 /// connections up to ten seconds to finish.
 pub async fn run(
     listener: TcpListener,
-    config: Config,
+    config: impl Into<LiveConfig>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let state = Arc::new(State::new(config, shutdown.clone()));
+    let state = Arc::new(State::new(config.into(), shutdown.clone()));
     let tracker = TaskTracker::new();
     info!(addr = %listener.local_addr()?, "listening");
     loop {
@@ -63,24 +66,25 @@ pub async fn run(
 /// relay's state while it waits (10,000 idle users must stay cheap).
 async fn handle(mut socket: TcpStream, peer: SocketAddr, admitted: Admitted, state: Arc<State>) {
     let _ = socket.set_nodelay(true);
-    let visitor = match Box::pin(classify(&mut socket, &state.config)).await {
+    let config = state.config();
+    let visitor = match Box::pin(classify(&mut socket, &config)).await {
         Ok(v) => v,
         Err(err) => {
             tracing::debug!(%peer, %err, "connection failed before it was classified");
             return;
         }
     };
-    drop(admitted);
+    drop((admitted, config));
     // Users are most connections and live longest: their relay runs inline,
     // the rest (links, endpoints, refusals, silence) boxed, so a waiting
     // user's task holds only the relay's state (10,000 idle users must stay
     // cheap; measured with uptun-bench memory).
     match visitor {
-        Visitor::Raw { channel, buf } => {
-            users::serve_user(socket, peer, &channel, buf, UserKind::Raw, &state).await
+        Visitor::Raw { to, buf } => {
+            users::serve_user(socket, peer, &to, buf, UserKind::Raw, &state).await
         }
-        Visitor::Web { channel, buf } => {
-            users::serve_user(socket, peer, &channel, buf, UserKind::Web, &state).await
+        Visitor::Web { to, buf } => {
+            users::serve_user(socket, peer, &to, buf, UserKind::Web, &state).await
         }
         other => Box::pin(serve(socket, peer, other, state)).await,
     }
@@ -116,22 +120,62 @@ pub(crate) async fn serve(
                 .await
         }
         Visitor::Endpoint { head } => Box::pin(endpoints::serve(socket, &head, &state)).await,
-        Visitor::Web { channel, buf } => {
-            users::serve_user(socket, peer, &channel, buf, UserKind::Web, &state).await
+        Visitor::Web { to, buf } => {
+            users::serve_user(socket, peer, &to, buf, UserKind::Web, &state).await
+        }
+        Visitor::Reply {
+            bytes,
+            then,
+            resume,
+            buf,
+        } => Box::pin(replied(socket, peer, bytes, then, resume, buf, state)).await,
+        Visitor::Close { bytes } => {
+            tracing::debug!(%peer, "a route closes this connection");
+            let _ = socket.write_all(&bytes).await;
+            let _ = socket.shutdown().await;
         }
         Visitor::Unrouted => {
             tracing::debug!(%peer, "no route takes this connection's first bytes: reset");
             uptun_protocol::abort_tcp(socket);
         }
-        Visitor::Raw { channel, buf } => {
-            users::serve_user(socket, peer, &channel, buf, UserKind::Raw, &state).await
+        Visitor::Raw { to, buf } => {
+            users::serve_user(socket, peer, &to, buf, UserKind::Raw, &state).await
         }
         Visitor::Reject(refusal) => {
             warn!(%peer, status = refusal.status, reason = %refusal.reason, "rejected request");
             let _ = socket.write_all(refusal.to_http().as_bytes()).await;
             let _ = socket.shutdown().await;
         }
-        Visitor::Silent => Box::pin(silent::serve(socket, peer, state)).await,
+        Visitor::Silent { first } => Box::pin(silent::serve(socket, peer, first, state)).await,
         Visitor::Gone => {}
+    }
+}
+
+/// A route answered first: send its bytes, then carry the user to the
+/// route's channel, or classify what the user sends next with the rules
+/// after that route. Each reply moves past its rule, so this ends.
+async fn replied(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    bytes: Bytes,
+    then: Option<Destination>,
+    resume: usize,
+    buf: BytesMut,
+    state: Arc<State>,
+) {
+    if socket.write_all(&bytes).await.is_err() {
+        return;
+    }
+    if let Some(to) = then {
+        let kind = match looks_like_http(&buf) {
+            true => UserKind::Web,
+            false => UserKind::Raw,
+        };
+        return users::serve_user(socket, peer, &to, buf, kind, &state).await;
+    }
+    let config = state.config();
+    match classify_more(&mut socket, buf, &config, resume).await {
+        Ok(visitor) => serve(socket, peer, visitor, state).await,
+        Err(err) => tracing::debug!(%peer, %err, "connection failed after a route's reply"),
     }
 }

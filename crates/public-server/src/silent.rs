@@ -20,18 +20,54 @@ use tokio::net::TcpStream;
 use tracing::{debug, warn};
 use uptun_protocol::{abort_tcp, end_tcp, relay_ending, MuxStream};
 
-use crate::classify::{could_be_http_start, decide, looks_like_http, route_silent, Visitor};
+use crate::classify::{could_be_http_start, decide_from, looks_like_http, route_silent, Visitor};
 use crate::idle::{bounded_by_idle, Activity};
 use crate::open::open_to_agent;
+use crate::route::{Destination, Routed};
 use crate::server::{serve as serve_visitor, turn_away};
 use crate::state::State;
 use crate::users::relay_socket;
 
-pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<State>) {
-    let Some(channel) = route_silent(&state.config) else {
-        debug!(%peer, "no route takes a silent connection: reset");
-        return abort_tcp(socket);
+/// Serves a connection silent past the sniff timeout, routed with the
+/// rules from `first` on.
+pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, first: usize, state: Arc<State>) {
+    let to = match route_silent(&state.config(), first) {
+        Some(Routed::Channel(to)) => to,
+        Some(Routed::Reply {
+            bytes,
+            then,
+            resume,
+        }) => {
+            let buf = BytesMut::new();
+            let reply = Visitor::Reply {
+                bytes,
+                then,
+                resume,
+                buf,
+            };
+            return serve_visitor(socket, peer, reply, state).await;
+        }
+        Some(Routed::Close(bytes)) => {
+            return serve_visitor(socket, peer, Visitor::Close { bytes }, state).await
+        }
+        None => {
+            debug!(%peer, "no route takes a silent connection: reset");
+            return abort_tcp(socket);
+        }
     };
+    speculate(socket, peer, to, first, state).await
+}
+
+/// Opens a stream to the silent route's channel at once and lets whichever
+/// side speaks first decide.
+async fn speculate(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    to: Destination,
+    first: usize,
+    state: Arc<State>,
+) {
+    let channel = to.channel.as_str();
     let mut buf = BytesMut::with_capacity(4096);
     let user = peer.to_string();
     // Waiting for an agent and its ACCEPT races the user's first bytes.
@@ -39,7 +75,7 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<St
     // wants the target's answer: its FIN goes on the stream like any EOF.
     let mut user_finished = false;
     let opened = {
-        let open = open_to_agent(&channel, &user, Bytes::new(), &state);
+        let open = open_to_agent(&to, &user, Bytes::new(), &state);
         tokio::pin!(open);
         tokio::select! {
             opened = &mut open => Some(opened),
@@ -60,21 +96,21 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<St
             warn!(%peer, %channel, %turned, detail = %turned.detail(), "silent user turned away: reset");
             return abort_tcp(socket);
         }
-        None => return reclassify(socket, peer, buf, None, &channel, state).await,
+        None => return reclassify(socket, peer, buf, None, (&to, first), state).await,
     };
     if user_finished {
-        return relay_checked(stream, socket, peer, &channel, &state).await;
+        return relay_checked(stream, socket, peer, &to).await;
     }
     // Nothing has moved yet either way: the channel's idle timeout, if it
     // has one, bounds this wait as it bounds the relay after it.
-    let idle = state.config.idle_timeout(&channel);
+    let idle = to.idle_timeout;
     let quiet_too_long = async {
         match idle {
             Some(limit) => tokio::time::sleep(limit).await,
             None => std::future::pending().await,
         }
     };
-    let first = tokio::select! {
+    let spoke = tokio::select! {
         first = stream.recv() => Ok(first),
         read = socket.read_buf(&mut buf) => Err(read),
         () = quiet_too_long => {
@@ -83,18 +119,20 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<St
             return abort_tcp(socket);
         }
     };
-    match first {
-        Err(Ok(n)) if n > 0 => reclassify(socket, peer, buf, Some(stream), &channel, state).await,
-        Err(Ok(_)) => relay_checked(stream, socket, peer, &channel, &state).await,
+    match spoke {
+        Err(Ok(n)) if n > 0 => {
+            reclassify(socket, peer, buf, Some(stream), (&to, first), state).await
+        }
+        Err(Ok(_)) => relay_checked(stream, socket, peer, &to).await,
         Err(Err(_)) => stream.reset("the user left before either side spoke"),
         Ok(Ok(Some(banner))) => {
             if socket.write_all(&banner).await.is_err() {
                 stream.reset("the user left");
                 return abort_tcp(socket);
             }
-            relay_checked(stream, socket, peer, &channel, &state).await
+            relay_checked(stream, socket, peer, &to).await
         }
-        Ok(Ok(None)) => relay_checked(stream, socket, peer, &channel, &state).await,
+        Ok(Ok(None)) => relay_checked(stream, socket, peer, &to).await,
         Ok(Err(err)) => {
             debug!(%peer, %channel, %err, "silent user's stream failed before a byte");
             abort_tcp(socket)
@@ -110,7 +148,8 @@ async fn reclassify(
     peer: SocketAddr,
     buf: BytesMut,
     speculative: Option<MuxStream>,
-    silent_channel: &str,
+    // The silent route's destination, and the rule routing started from.
+    (silent, first): (&Destination, usize),
     state: Arc<State>,
 ) {
     // Classifying again is classifying: it counts against the same limits
@@ -125,18 +164,17 @@ async fn reclassify(
             return turn_away(socket, peer, why, &state);
         }
     };
-    let visitor = match decide(&mut socket, buf, &state.config).await {
+    let visitor = match decide_from(&mut socket, buf, &state.config(), first).await {
         Ok(visitor) => visitor,
         Err(err) => return debug!(%peer, %err, "connection failed while classifying"),
     };
     drop(admitted);
     match (visitor, speculative) {
-        (Visitor::Raw { channel, buf }, Some(stream)) if channel == silent_channel => {
+        (Visitor::Raw { to, buf }, Some(stream)) if to.channel == silent.channel => {
             if stream.send(buf.freeze()).await.is_err() {
                 return abort_tcp(socket);
             }
-            let idle = state.config.idle_timeout(&channel);
-            relay_socket(stream, socket, idle).await
+            relay_socket(stream, socket, silent.idle_timeout).await
         }
         (visitor, speculative) => {
             if let Some(stream) = speculative {
@@ -153,15 +191,15 @@ async fn relay_checked(
     stream: MuxStream,
     socket: TcpStream,
     peer: SocketAddr,
-    channel: &str,
-    state: &State,
+    to: &Destination,
 ) {
+    let channel = &to.channel;
     let activity = Activity::new();
     let (read, write) = socket.into_split();
     let mut read = FirstBytesCheck::new(activity.watch(read));
     let mut write = activity.watch(write);
     let relay = relay_ending(stream, &mut read, &mut write);
-    let (outcome, fin_delivered) = match state.config.idle_timeout(channel) {
+    let (outcome, fin_delivered) = match to.idle_timeout {
         Some(limit) => bounded_by_idle(relay, &activity, limit).await,
         None => relay.await,
     };

@@ -3,11 +3,12 @@
 //! the shutdown signal. In a file of its own so the modules that serve
 //! connections depend on it, not on the accept loop (and not on each other).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, LiveConfig};
 use crate::limits::{Admission, LinkCounts};
 use crate::penalty::Penalties;
 use crate::registry::Registry;
@@ -15,7 +16,9 @@ use crate::registry::Registry;
 /// What every connection task shares.
 #[derive(Debug)]
 pub(crate) struct State {
-    pub config: Config,
+    /// Swapped whole when the config file is reloaded (`HUP`); a connection
+    /// keeps the one it started with.
+    config: LiveConfig,
     pub admission: Admission,
     pub link_counts: LinkCounts,
     pub registry: Registry,
@@ -28,14 +31,21 @@ pub(crate) struct State {
 pub(crate) const DRAIN: Duration = Duration::from_secs(10);
 
 impl State {
-    pub fn new(config: Config, shutdown: CancellationToken) -> State {
+    pub fn new(config: LiveConfig, shutdown: CancellationToken) -> State {
+        let limits = config.current().limits;
         State {
-            admission: Admission::new(config.limits),
-            link_counts: LinkCounts::new(config.limits.links_per_token),
+            admission: Admission::new(limits),
+            link_counts: LinkCounts::new(limits.links_per_token),
             config,
             registry: Registry::new(),
             penalties: Penalties::default(),
             shutdown,
         }
+    }
+
+    /// The configuration now in force; a connection keeps the one it
+    /// started with.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.current()
     }
 }

@@ -17,6 +17,7 @@ use uptun_protocol::{
 use crate::idle::{bounded_by_idle, Activity};
 
 use crate::open::{open_to_agent, TurnedAway};
+use crate::route::Destination;
 use crate::state::State;
 
 /// How a user that cannot be served learns it.
@@ -33,14 +34,15 @@ pub(crate) enum UserKind {
 pub(crate) async fn serve_user(
     socket: TcpStream,
     peer: SocketAddr,
-    channel: &str,
+    to: &Destination,
     first: BytesMut,
     kind: UserKind,
     state: &State,
 ) {
     let user = peer.to_string();
-    match Box::pin(open_to_agent(channel, &user, first.freeze(), state)).await {
-        Ok(stream) => relay_socket(stream, socket, state.config.idle_timeout(channel)).await,
+    let channel = &to.channel;
+    match Box::pin(open_to_agent(to, &user, first.freeze(), state)).await {
+        Ok(stream) => relay_socket(stream, socket, to.idle_timeout).await,
         Err(turned) if kind == UserKind::Web => {
             Box::pin(show_page(socket, peer, channel, turned)).await
         }
