@@ -1,17 +1,17 @@
 //! Command-line flags of `public-server`; every flag also reads an
 //! environment variable, so a PaaS can configure it without a shell.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use uptun_cli::{channel_and_value, duration_in};
+use uptun_cli::channel_and_value;
 pub use uptun_cli::{init_logging, LinkArgs, LogFormat};
 use uptun_protocol::Secret;
 
 use crate::auth::{Grant, GrantParser};
-use crate::config::Config;
 use crate::limits::Limits;
-use crate::route::default_rules;
+use crate::timeouts;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -41,9 +41,18 @@ Examples:
 /// Agents dial this port with an HTTP upgrade and serve named channels; ordinary
 /// HTTP users go to the HTTP channel, connections starting with `SSH-` to the
 /// ssh channel, everything else to the TCP channel.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "public-server", version, after_help = EXAMPLES)]
 pub struct Cli {
+    /// Config file (TOML; see examples/uptun.toml): everything a flag says, plus [[route]] rules.
+    /// Flags and environment variables override it; HUP reloads its routes and tokens.
+    #[arg(long, env = "UPTUN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Check the config file (and the flags) and exit: 0 if good, else 2 with the file, line and mistake
+    #[arg(long, requires = "config")]
+    pub check_config: bool,
+
     /// Address to listen on [default: 0.0.0.0:$PORT, or 0.0.0.0:8080 without PORT]
     #[arg(long, env = "UPTUN_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
@@ -105,17 +114,17 @@ pub struct Cli {
 
     /// How long a user waits for an agent of its channel (rides out agent restarts), 100ms to 10m
     #[arg(long, env = "UPTUN_CONNECT_TIMEOUT", default_value = "10s", value_name = "DURATION",
-          value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
+          value_parser = timeouts::connect)]
     pub connect_timeout: Duration,
 
     /// Silence after which a raw connection is routed without its first bytes, 10ms to 60s
     #[arg(long, env = "UPTUN_SNIFF_TIMEOUT", default_value = "500ms", value_name = "DURATION",
-          value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(60)))]
+          value_parser = timeouts::sniff)]
     pub sniff_timeout: Duration,
 
     /// Time an HTTP request head may take to arrive, 100ms to 10m
     #[arg(long, env = "UPTUN_HEADER_TIMEOUT", default_value = "10s", value_name = "DURATION",
-          value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
+          value_parser = timeouts::header)]
     pub header_timeout: Duration,
 
     /// Reset a channel's users after this long without a byte either way, CHANNEL=DURATION
@@ -143,48 +152,10 @@ pub struct Cli {
     pub link: LinkArgs,
 }
 
-impl Cli {
-    /// `--listen`, else `0.0.0.0:$PORT`, else `0.0.0.0:8080`.
-    pub fn listen_addr(&self) -> String {
-        self.listen.clone().unwrap_or_else(|| {
-            let port = std::env::var("PORT")
-                .ok()
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "8080".into());
-            format!("0.0.0.0:{port}")
-        })
-    }
-
-    /// The server configuration, and whether the agent token was generated.
-    pub fn into_config(self) -> (Config, bool) {
-        let generated = self.agent_token.is_empty();
-        let mut config = Config::new(Secret::default());
-        config.tokens.agents = match generated {
-            true => vec![Grant::any(generate_token())],
-            false => self.agent_token,
-        };
-        config.tokens.clients = self.client_token;
-        config.admin_token = self.admin_token;
-        config.routes = default_rules(&self.http_channel, &self.ssh_channel, &self.tcp_channel);
-        config.endpoint_prefix = self.endpoint_prefix.trim_end_matches('/').to_string();
-        config.connect_timeout = self.connect_timeout;
-        config.sniff_timeout = self.sniff_timeout;
-        config.header_timeout = self.header_timeout;
-        config.idle_timeouts = self.idle_timeouts;
-        config.limits = Limits {
-            unclassified: self.max_unclassified,
-            unclassified_per_source: self.max_unclassified_per_source,
-            links_per_token: self.max_links_per_token,
-        };
-        config.mux = self.link.mux();
-        (config, generated)
-    }
-}
-
 /// `CHANNEL=DURATION`, as in `ssh=30m`.
 fn parse_idle_timeout(text: &str) -> Result<(String, Duration), String> {
     let (channel, limit) = channel_and_value(text, "CHANNEL=DURATION, as in ssh=30m")?;
-    let limit = duration_in(Duration::from_secs(1), Duration::from_secs(24 * 3600))(limit)?;
+    let limit = timeouts::idle(limit)?;
     Ok((channel.to_string(), limit))
 }
 
@@ -197,47 +168,6 @@ pub fn generate_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn debug_of_flags_and_config_hides_every_token() {
-        let cli = Cli::parse_from([
-            "public-server",
-            "--agent-token",
-            "agent-s3cret",
-            "--client-token",
-            "client-s3cret",
-            "--admin-token",
-            "admin-s3cret",
-        ]);
-        let flags = format!("{cli:?}");
-        let (config, generated) = cli.into_config();
-        assert!(!generated);
-        assert!(config.tokens.agents[0].token.matches("agent-s3cret"));
-        for shown in [flags, format!("{config:?}"), format!("{config:#?}")] {
-            assert!(!shown.contains("s3cret"), "{shown}");
-            assert!(shown.contains("***"), "{shown}");
-        }
-    }
-
-    #[test]
-    fn tokens_repeat_and_split_at_semicolons() {
-        let cli = Cli::parse_from([
-            "public-server",
-            "--agent-token",
-            "a",
-            "--agent-token",
-            "b:web,dev-*",
-            "--client-token",
-            "c:ssh;d",
-        ]);
-        let (config, _) = cli.into_config();
-        let (agents, clients) = (&config.tokens.agents, &config.tokens.clients);
-        assert_eq!((agents.len(), clients.len()), (2, 2));
-        assert!(agents[1].token.matches("b") && agents[1].channels.allows("dev-1"));
-        assert!(!agents[1].channels.allows("ssh"));
-        assert!(clients[0].channels.allows("ssh") && !clients[0].channels.allows("web"));
-        assert_eq!(clients[1].channels, crate::Channels::All);
-    }
 
     #[test]
     fn a_bad_token_flag_is_explained_without_the_token() {

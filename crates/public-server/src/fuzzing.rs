@@ -68,9 +68,19 @@ fn tell(visitor: Visitor) -> (Decision, Bytes) {
             buf.freeze(),
         ),
         Visitor::Endpoint { .. } => (Decision::Endpoint, Bytes::new()),
-        Visitor::Web { to, buf } => (Decision::Web { channel: to.channel }, buf.freeze()),
+        Visitor::Web { to, buf } => (
+            Decision::Web {
+                channel: to.channel,
+            },
+            buf.freeze(),
+        ),
         Visitor::Unrouted => (Decision::Unrouted, Bytes::new()),
-        Visitor::Raw { to, buf } => (Decision::Raw { channel: to.channel }, buf.freeze()),
+        Visitor::Raw { to, buf } => (
+            Decision::Raw {
+                channel: to.channel,
+            },
+            buf.freeze(),
+        ),
         Visitor::Reply { bytes, .. } => (Decision::Reply, bytes),
         Visitor::Close { bytes } => (Decision::Close, bytes),
         Visitor::Reject(refusal) => (

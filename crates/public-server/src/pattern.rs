@@ -157,7 +157,10 @@ mod tests {
         assert_eq!(git.verdict(b"SSH-2.0-x", false), PatternMatch::No);
         assert_eq!(git.verdict(b"0032git-receive", false), PatternMatch::No);
         // Anchored: a match later in the bytes does not count.
-        assert_eq!(git.verdict(b"x0032git-upload-pack /a.git", false), PatternMatch::No);
+        assert_eq!(
+            git.verdict(b"x0032git-upload-pack /a.git", false),
+            PatternMatch::No
+        );
     }
 
     #[test]
@@ -167,7 +170,10 @@ mod tests {
         assert_eq!(git.expand("git-$1", request).as_deref(), Some("git-beta"));
         assert_eq!(git.expand("git-$1", b"nope"), None);
         let named = Pattern::new(r"(?P<proto>[A-Z]+) ").unwrap();
-        assert_eq!(named.expand("p-${proto}", b"PING x").as_deref(), Some("p-PING"));
+        assert_eq!(
+            named.expand("p-${proto}", b"PING x").as_deref(),
+            Some("p-PING")
+        );
         assert!(named.has_group("proto") && named.has_group("1"));
         assert!(!named.has_group("2") && !named.has_group("host"));
     }

@@ -47,7 +47,7 @@ pub enum Matcher {
     /// The first bytes start with these.
     Prefix(Vec<u8>),
     /// A regular expression over the first bytes, from the first byte.
-    Regex(Pattern),
+    Regex(Box<Pattern>),
     /// Nothing arrived within the sniff timeout.
     Silent,
     /// Anything: the last resort.

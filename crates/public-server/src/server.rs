@@ -14,9 +14,9 @@ use tracing::{info, info_span, warn, Instrument};
 use bytes::{Bytes, BytesMut};
 
 use crate::classify::{classify, classify_more, looks_like_http, Visitor};
-use crate::route::Destination;
 use crate::config::LiveConfig;
 use crate::limits::Admitted;
+use crate::route::Destination;
 use crate::state::{State, DRAIN};
 use crate::users::UserKind;
 use crate::{endpoints, links, silent, users};

@@ -187,12 +187,7 @@ async fn reclassify(
 
 /// Relays a stream whose target spoke first, checking the user's first
 /// bytes before any reach the target.
-async fn relay_checked(
-    stream: MuxStream,
-    socket: TcpStream,
-    peer: SocketAddr,
-    to: &Destination,
-) {
+async fn relay_checked(stream: MuxStream, socket: TcpStream, peer: SocketAddr, to: &Destination) {
     let channel = &to.channel;
     let activity = Activity::new();
     let (read, write) = socket.into_split();

@@ -83,3 +83,36 @@ fn out_of_range_flags_exit_2_with_the_range() {
         );
     }
 }
+
+#[test]
+fn check_config_accepts_the_example_and_names_the_line_of_a_mistake() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/uptun.toml");
+    let out = server(&["--config", example, "--check-config"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("uptun.toml: ok (8 routes)"), "{said}");
+
+    let dir = std::env::temp_dir().join(format!("uptun-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let broken = dir.join("broken.toml");
+    std::fs::write(
+        &broken,
+        "agent_tokens = [\"s3cret\"]\n\n[[route]]\nregex = 'git-([a-z]+'\nchannel = \"git-$1\"\n",
+    )
+    .unwrap();
+    let out = server(&["--config", broken.to_str().unwrap(), "--check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("broken.toml:4:"), "{err}");
+    assert!(err.contains("route 1: bad regex"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+    // Without a file there is nothing to check: clap says what is missing.
+    let out = server(&["--check-config"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+}

@@ -40,7 +40,7 @@ impl Role {
 }
 
 /// Tunables of one link.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Receive window per stream, announced in the handshake.
     pub window: u32,

@@ -1,0 +1,170 @@
+//! Where each setting comes from: a flag or its environment variable if one
+//! was given, else the config file if it says, else the built-in default.
+//! Kept apart from the flag definitions (`cli.rs`) and the file's format
+//! (`config_file.rs`); `HUP` runs the same layering again.
+
+use std::path::Path;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use uptun_cli::LogFormat;
+
+use crate::cli::Cli;
+use crate::config::Config;
+use crate::config_file::{self, ConfigError, FileValues};
+use crate::limits::Limits;
+use crate::route::default_rules;
+
+/// The command line as given, and which of its values were given rather
+/// than defaulted.
+#[derive(Clone)]
+pub struct Settings {
+    cli: Cli,
+    matches: ArgMatches,
+}
+
+/// Only the parsed flags: `ArgMatches` keeps the raw text of each value,
+/// tokens included.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings").field("cli", &self.cli).finish()
+    }
+}
+
+/// Everything a run needs from its settings.
+#[derive(Debug)]
+pub struct Resolved {
+    pub config: Config,
+    pub listen: String,
+    pub log_format: LogFormat,
+    /// Rules from the config file, if it has `[[route]]` tables.
+    pub file_routes: Option<usize>,
+}
+
+impl Settings {
+    /// Parses the process's arguments; exits with clap's message on a mistake.
+    pub fn parse() -> Settings {
+        Settings::try_parse_from(std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
+
+    pub fn try_parse_from<I, T>(args: I) -> Result<Settings, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        Ok(Settings { cli, matches })
+    }
+
+    pub fn cli(&self) -> &Cli {
+        &self.cli
+    }
+
+    /// The config file named by `--config`, if any.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.cli.config.as_deref()
+    }
+
+    /// Reads the config file (if any) and layers the flags over it. The
+    /// agent tokens stay empty when neither names one.
+    pub fn resolve(&self) -> Result<Resolved, ConfigError> {
+        let file = match self.config_path() {
+            Some(path) => config_file::load(path)?,
+            None => FileValues::default(),
+        };
+        Ok(self.layer(file))
+    }
+
+    /// Whether `id`'s value came from the command line or the environment.
+    fn given(&self, id: &str) -> bool {
+        matches!(
+            self.matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    }
+
+    /// The flag's value if given, else the file's, else the flag's default.
+    fn pick<T: Clone>(&self, id: &str, flag: &T, file: Option<T>) -> T {
+        match (self.given(id), file) {
+            (false, Some(from_file)) => from_file,
+            _ => flag.clone(),
+        }
+    }
+
+    fn layer(&self, file: FileValues) -> Resolved {
+        let cli = &self.cli;
+        let mut config = Config::new(uptun_protocol::Secret::default());
+        config.tokens.agents = self.pick("agent_token", &cli.agent_token, file.agent_tokens);
+        config.tokens.clients = self.pick("client_token", &cli.client_token, file.client_tokens);
+        config.admin_token = self.pick("admin_token", &cli.admin_token, file.admin_token.map(Some));
+        let file_routes = file.routes.as_ref().map(Vec::len);
+        config.routes = match file.routes {
+            Some(routes) => routes,
+            None => default_rules(
+                &self.pick("http_channel", &cli.http_channel, file.http_channel),
+                &self.pick("ssh_channel", &cli.ssh_channel, file.ssh_channel),
+                &self.pick("tcp_channel", &cli.tcp_channel, file.tcp_channel),
+            ),
+        };
+        let prefix = self.pick(
+            "endpoint_prefix",
+            &cli.endpoint_prefix,
+            file.endpoint_prefix,
+        );
+        config.endpoint_prefix = prefix.trim_end_matches('/').to_string();
+        config.connect_timeout = self.pick(
+            "connect_timeout",
+            &cli.connect_timeout,
+            file.connect_timeout,
+        );
+        config.sniff_timeout = self.pick("sniff_timeout", &cli.sniff_timeout, file.sniff_timeout);
+        config.header_timeout =
+            self.pick("header_timeout", &cli.header_timeout, file.header_timeout);
+        config.idle_timeouts = self.pick("idle_timeouts", &cli.idle_timeouts, file.idle_timeouts);
+        config.limits = Limits {
+            unclassified: self.pick(
+                "max_unclassified",
+                &cli.max_unclassified,
+                file.max_unclassified,
+            ),
+            unclassified_per_source: self.pick(
+                "max_unclassified_per_source",
+                &cli.max_unclassified_per_source,
+                file.max_unclassified_per_source,
+            ),
+            links_per_token: self.pick(
+                "max_links_per_token",
+                &cli.max_links_per_token,
+                file.max_links_per_token,
+            ),
+        };
+        let mut link = cli.link.clone();
+        link.window = self.pick("window", &link.window, file.window);
+        link.ping_interval = self.pick("ping_interval", &link.ping_interval, file.ping_interval);
+        link.ping_misses = self.pick("ping_misses", &link.ping_misses, file.ping_misses);
+        link.max_streams = self.pick("max_streams", &link.max_streams, file.max_streams);
+        config.mux = link.mux();
+        Resolved {
+            config,
+            listen: listen_addr(self.pick("listen", &cli.listen, file.listen.map(Some))),
+            log_format: self.pick("log_format", &link.log_format, file.log_format),
+            file_routes,
+        }
+    }
+}
+
+/// `--listen`, else `0.0.0.0:$PORT`, else `0.0.0.0:8080`.
+fn listen_addr(listen: Option<String>) -> String {
+    listen.unwrap_or_else(|| {
+        let port = std::env::var("PORT")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "8080".into());
+        format!("0.0.0.0:{port}")
+    })
+}
+
+#[cfg(test)]
+#[path = "settings_tests.rs"]
+mod tests;
