@@ -132,6 +132,18 @@ pub(crate) async fn decide_from<R: AsyncRead + Unpin>(
     if is_endpoint(&head, &config.endpoint_prefix) {
         return Ok(Visitor::Endpoint { head });
     }
+    // Two Host headers make routing ambiguous (a router may pick one and
+    // the target the other); RFC 9112 says to refuse them.
+    let hosts = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"));
+    if hosts.count() > 1 {
+        return Ok(Visitor::Reject(Refusal::new(
+            400,
+            "more than one Host header",
+        )));
+    }
     let facts = Facts {
         bytes: &buf,
         http: Some(HttpFacts {

@@ -71,6 +71,10 @@ async fn http_kinds() {
         Visitor::Reject(Refusal { status: 408, .. })
     ));
     assert!(matches!(
+        run(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n").await,
+        Visitor::Reject(Refusal { status: 400, .. })
+    ));
+    assert!(matches!(
         run(b"GET \x01\x02 HTTP/1.1\r\n\r\n").await,
         Visitor::Reject(Refusal { status: 400, .. })
     ));
