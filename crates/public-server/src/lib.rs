@@ -19,6 +19,7 @@ mod registry;
 mod route;
 mod server;
 mod silent;
+mod sni;
 mod state;
 mod users;
 

@@ -16,6 +16,9 @@ pub struct Facts<'a> {
     /// No more bytes will come for classification (the bounds are reached,
     /// or the user half-closed): rules must decide on what is here.
     pub complete: bool,
+    /// The TLS ClientHello, if the bytes begin one (`None` for anything
+    /// else, a hello that cannot be read included).
+    pub tls: Option<TlsFacts<'a>>,
 }
 
 /// The parts of an HTTP request head that rules look at.
@@ -25,14 +28,24 @@ pub struct HttpFacts<'a> {
     pub host: Option<&'a str>,
 }
 
+/// What classification saw of a TLS ClientHello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFacts<'a> {
+    /// The bytes begin a TLS handshake but the ClientHello is not whole yet.
+    Partial,
+    /// A whole ClientHello, and the server name it asks for (SNI), if any.
+    Hello { sni: Option<&'a str> },
+}
+
 /// What a rule looks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Matcher {
     /// Any HTTP request (a whole head was read).
     Http,
-    /// An HTTP request for this host (the `Host` header without its port,
-    /// compared case-insensitively); `*.example.com` matches any name that
-    /// ends in `.example.com`.
+    /// An HTTP request for this host (the `Host` header without its port),
+    /// or a TLS ClientHello asking for it (SNI), compared
+    /// case-insensitively; `*.example.com` matches any name that ends in
+    /// `.example.com`.
     Host(String),
     /// An HTTP request whose path is this prefix, whole segments only:
     /// `/api` matches `/api`, `/api/v1` and `/api?x`, not `/apix`.
@@ -83,12 +96,7 @@ impl Matcher {
         let known = |yes: bool| if yes { Verdict::Yes } else { Verdict::No };
         match self {
             Matcher::Http => known(facts.http.is_some()),
-            Matcher::Host(pattern) => known(
-                facts
-                    .http
-                    .and_then(|h| h.host)
-                    .is_some_and(|host| host_matches(pattern, host)),
-            ),
+            Matcher::Host(pattern) => host_verdict(pattern, facts),
             Matcher::Path(prefix) => {
                 known(facts.http.is_some_and(|h| path_matches(prefix, h.path)))
             }
@@ -104,6 +112,22 @@ impl Matcher {
                 }
             }
         }
+    }
+}
+
+fn host_verdict(pattern: &str, facts: &Facts<'_>) -> Verdict {
+    let sni = match facts.tls {
+        Some(TlsFacts::Hello { sni }) => sni,
+        _ => None,
+    };
+    let host = facts.http.and_then(|h| h.host);
+    if host.or(sni).is_some_and(|name| host_matches(pattern, name)) {
+        Verdict::Yes
+    } else if facts.tls == Some(TlsFacts::Partial) && !facts.complete {
+        // The name is in the part of the hello still to come.
+        Verdict::NotYet
+    } else {
+        Verdict::No
     }
 }
 
@@ -287,5 +311,74 @@ mod tests {
         }
         // Raw bytes never match an HTTP matcher.
         assert_eq!(channel(decide(&rules, &raw(b"/api", true))), "web");
+    }
+
+    fn hello(tls: TlsFacts<'_>, complete: bool) -> Facts<'_> {
+        Facts {
+            bytes: b"\x16\x03\x01",
+            tls: Some(tls),
+            complete,
+            ..Facts::default()
+        }
+    }
+
+    /// The acceptance routes of `tests/tests/sni.rs`, before the defaults.
+    fn sni_rules() -> Vec<Rule> {
+        let mut rules = vec![
+            Rule {
+                matcher: Matcher::Host("a.example.test".into()),
+                action: Action::Channel("a".into()),
+            },
+            Rule {
+                matcher: Matcher::Host("*.b.example.test".into()),
+                action: Action::Channel("b".into()),
+            },
+        ];
+        rules.extend(default_rules("web", "ssh", "tcp"));
+        rules
+    }
+
+    #[test]
+    fn hosts_match_the_tls_server_name_as_they_match_the_host_header() {
+        let rules = sni_rules();
+        let route =
+            |sni: Option<&str>| channel(decide(&rules, &hello(TlsFacts::Hello { sni }, false)));
+        assert_eq!(route(Some("a.example.test")), "a");
+        assert_eq!(route(Some("A.Example.TEST.")), "a");
+        assert_eq!(route(Some("x.y.b.example.test")), "b");
+        assert_eq!(
+            route(Some("b.example.test")),
+            "tcp",
+            "the wildcard needs a label"
+        );
+        assert_eq!(route(Some("xa.example.test")), "tcp");
+        assert_eq!(route(None), "tcp", "a hello without SNI");
+        // The same rule still takes the HTTP Host header.
+        assert_eq!(
+            channel(decide(&rules, &request(Some("v.b.example.test:80"), "/"))),
+            "b"
+        );
+    }
+
+    #[test]
+    fn a_host_rule_waits_for_a_whole_hello_but_not_past_the_bounds() {
+        let rules = sni_rules();
+        let partial = |complete| decide(&rules, &hello(TlsFacts::Partial, complete));
+        assert_eq!(partial(false), Decision::ReadMore);
+        assert_eq!(channel(partial(true)), "tcp");
+        // Raw bytes that are not a hello are decided at once.
+        assert_eq!(channel(decide(&rules, &raw(b"\x17\x03\x03", false))), "tcp");
+        // Without a host rule a hello is not waited for: the defaults alone
+        // route it as the first bytes arrive, as before SNI was read.
+        let defaults = default_rules("web", "ssh", "tcp");
+        let facts = hello(TlsFacts::Partial, false);
+        assert_eq!(channel(decide(&defaults, &facts)), "tcp");
+        // A rule that matches before the host rule decides without waiting.
+        let mut first = vec![Rule {
+            matcher: Matcher::Prefix(b"\x16".to_vec()),
+            action: Action::Channel("tls".into()),
+        }];
+        first.extend(sni_rules());
+        assert_eq!(channel(decide(&first, &facts)), "tls");
     }
 }
