@@ -64,8 +64,8 @@ impl HelloReader {
             _ => return Seen::NotTls,
         }
         let acceptor = self.acceptor.get_or_insert_with(Acceptor::default);
-        // Read and accept in turn: rustls takes at most one record (plus a
-        // read) before `accept` has processed what it holds.
+        // Read and accept in turn: until `accept` has begun joining a
+        // handshake message, rustls buffers no more than one record.
         loop {
             match acceptor.accept() {
                 Ok(None) => {}
