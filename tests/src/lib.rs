@@ -4,11 +4,13 @@
 
 pub mod data;
 pub mod hostile;
+pub mod inproc;
 pub mod nginx;
 pub mod procs;
 pub mod server;
 pub mod sshd;
 pub mod targets;
+pub mod tls;
 
 use std::future::Future;
 use std::time::Duration;

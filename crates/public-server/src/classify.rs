@@ -2,7 +2,8 @@
 //! tells what kind of visitor it is: a link, an endpoint request, a user.
 //! Which channel a user goes to is not decided here: the facts seen go to
 //! `route.rs`, which may ask for more bytes. Every byte read here is handed
-//! on: it is the first data of whatever the connection becomes.
+//! on: it is the first data of whatever the connection becomes (a TLS
+//! ClientHello too: `sni.rs` only looks at it for its server name).
 
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use tokio::time::{timeout_at, Instant};
 use uptun_protocol::handshake::{parse_request_head, HeadError, PeerKind, Refusal, RequestHead};
 
 use crate::config::Config;
-use crate::route::{self, Decision, Destination, Facts, HttpFacts, Routed};
+use crate::route::{self, Decision, Destination, Facts, HttpFacts, Routed, TlsFacts};
+use crate::sni::HelloReader;
 
 /// What a connection turned out to be.
 #[derive(Debug)]
@@ -106,16 +108,17 @@ pub(crate) async fn decide_from<R: AsyncRead + Unpin>(
     // still match, wait for more (within the header deadline and 16 KiB):
     // a start split across packets is never judged on its first part.
     let deadline = Instant::now() + config.header_timeout;
+    let mut hello = HelloReader::default();
     while !looks_like_http(&buf) {
         let http_ruled_out = buf.len() >= 4 || !could_be_http_start(&buf);
         let complete = buf.len() >= MAX_FIRST_BYTES;
-        let decision = route_raw(&buf, complete, config, first);
+        let decision = route_raw(&buf, hello.read(&buf), complete, config, first);
         if complete || (http_ruled_out && decision != Decision::ReadMore) {
             return Ok(raw(decision, buf, config));
         }
         match timeout_at(deadline, io.read_buf(&mut buf)).await {
             Err(_) | Ok(Ok(0)) => {
-                let decision = route_raw(&buf, true, config, first);
+                let decision = route_raw(&buf, hello.read(&buf), true, config, first);
                 return Ok(raw(decision, buf, config));
             }
             Ok(Ok(_)) => {}
@@ -152,6 +155,7 @@ pub(crate) async fn decide_from<R: AsyncRead + Unpin>(
         }),
         silent: false,
         complete: true,
+        tls: None,
     };
     let decision = route::decide_from(&config.routes, first, &facts);
     Ok(match resolve(decision, config) {
@@ -164,10 +168,17 @@ pub(crate) async fn decide_from<R: AsyncRead + Unpin>(
 /// The first bytes the server reads before it must route on them.
 const MAX_FIRST_BYTES: usize = 16 * 1024;
 
-fn route_raw(bytes: &[u8], complete: bool, config: &Config, first: usize) -> Decision {
+fn route_raw(
+    bytes: &[u8],
+    tls: Option<TlsFacts>,
+    complete: bool,
+    config: &Config,
+    first: usize,
+) -> Decision {
     let facts = Facts {
         bytes,
         complete,
+        tls,
         ..Facts::default()
     };
     route::decide_from(&config.routes, first, &facts)

@@ -23,6 +23,7 @@ mod route;
 mod server;
 mod settings;
 mod silent;
+mod sni;
 mod state;
 mod timeouts;
 mod users;

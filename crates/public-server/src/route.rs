@@ -23,6 +23,9 @@ pub struct Facts<'a> {
     /// No more bytes will come for classification (the bounds are reached,
     /// or the user half-closed): rules must decide on what is here.
     pub complete: bool,
+    /// The TLS ClientHello, if the bytes begin one (`None` for anything
+    /// else, a hello that cannot be read included).
+    pub tls: Option<TlsFacts<'a>>,
 }
 
 /// The parts of an HTTP request head that rules look at.
@@ -32,14 +35,24 @@ pub struct HttpFacts<'a> {
     pub host: Option<&'a str>,
 }
 
+/// What classification saw of a TLS ClientHello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFacts<'a> {
+    /// The bytes begin a TLS handshake but the ClientHello is not whole yet.
+    Partial,
+    /// A whole ClientHello, and the server name it asks for (SNI), if any.
+    Hello { sni: Option<&'a str> },
+}
+
 /// What a rule looks for. A rule with several matchers wants all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Matcher {
     /// Any HTTP request (a whole head was read).
     Http,
-    /// An HTTP request for this host (the `Host` header without its port,
-    /// compared case-insensitively); `*.example.com` matches any name that
-    /// ends in `.example.com`.
+    /// An HTTP request for this host (the `Host` header without its port),
+    /// or a TLS ClientHello asking for it (SNI), compared
+    /// case-insensitively; `*.example.com` matches any name that ends in
+    /// `.example.com`.
     Host(String),
     /// An HTTP request whose path is this prefix, whole segments only:
     /// `/api` matches `/api`, `/api/v1` and `/api?x`, not `/apix`.
@@ -163,12 +176,7 @@ impl Matcher {
         let more_may_come = !facts.complete && !facts.silent;
         match self {
             Matcher::Http => known(facts.http.is_some()),
-            Matcher::Host(pattern) => known(
-                facts
-                    .http
-                    .and_then(|h| h.host)
-                    .is_some_and(|host| host_matches(pattern, host)),
-            ),
+            Matcher::Host(pattern) => host_verdict(pattern, facts),
             Matcher::Path(prefix) => {
                 known(facts.http.is_some_and(|h| path_matches(prefix, h.path)))
             }
@@ -248,6 +256,22 @@ impl Rule {
             },
             Action::Close(bytes) => Routed::Close(Bytes::copy_from_slice(bytes)),
         })
+    }
+}
+
+fn host_verdict(pattern: &str, facts: &Facts<'_>) -> Verdict {
+    let sni = match facts.tls {
+        Some(TlsFacts::Hello { sni }) => sni,
+        _ => None,
+    };
+    let host = facts.http.and_then(|h| h.host);
+    if host.or(sni).is_some_and(|name| host_matches(pattern, name)) {
+        Verdict::Yes
+    } else if facts.tls == Some(TlsFacts::Partial) && !facts.complete {
+        // The name is in the part of the hello still to come.
+        Verdict::NotYet
+    } else {
+        Verdict::No
     }
 }
 

@@ -229,3 +229,71 @@ fn a_rule_hands_its_timeouts_to_its_users_and_silence_waits_for_its_own() {
         default
     );
 }
+
+fn hello(tls: TlsFacts<'_>, complete: bool) -> Facts<'_> {
+    Facts {
+        bytes: b"\x16\x03\x01",
+        tls: Some(tls),
+        complete,
+        ..Facts::default()
+    }
+}
+
+/// The acceptance routes of `tests/tests/sni.rs`, before the defaults.
+fn sni_rules() -> Vec<Rule> {
+    let mut rules = vec![
+        Rule::new(
+            Matcher::Host("a.example.test".into()),
+            Action::Channel("a".into()),
+        ),
+        Rule::new(
+            Matcher::Host("*.b.example.test".into()),
+            Action::Channel("b".into()),
+        ),
+    ];
+    rules.extend(default_rules("web", "ssh", "tcp"));
+    rules
+}
+
+#[test]
+fn hosts_match_the_tls_server_name_as_they_match_the_host_header() {
+    let rules = sni_rules();
+    let route = |sni: Option<&str>| channel(decide(&rules, &hello(TlsFacts::Hello { sni }, false)));
+    assert_eq!(route(Some("a.example.test")), "a");
+    assert_eq!(route(Some("A.Example.TEST.")), "a");
+    assert_eq!(route(Some("x.y.b.example.test")), "b");
+    assert_eq!(
+        route(Some("b.example.test")),
+        "tcp",
+        "the wildcard needs a label"
+    );
+    assert_eq!(route(Some("xa.example.test")), "tcp");
+    assert_eq!(route(None), "tcp", "a hello without SNI");
+    // The same rule still takes the HTTP Host header.
+    assert_eq!(
+        channel(decide(&rules, &request(Some("v.b.example.test:80"), "/"))),
+        "b"
+    );
+}
+
+#[test]
+fn a_host_rule_waits_for_a_whole_hello_but_not_past_the_bounds() {
+    let rules = sni_rules();
+    let partial = |complete| decide(&rules, &hello(TlsFacts::Partial, complete));
+    assert_eq!(partial(false), Decision::ReadMore);
+    assert_eq!(channel(partial(true)), "tcp");
+    // Raw bytes that are not a hello are decided at once.
+    assert_eq!(channel(decide(&rules, &raw(b"\x17\x03\x03", false))), "tcp");
+    // Without a host rule a hello is not waited for: the defaults alone
+    // route it as the first bytes arrive, as before SNI was read.
+    let defaults = default_rules("web", "ssh", "tcp");
+    let facts = hello(TlsFacts::Partial, false);
+    assert_eq!(channel(decide(&defaults, &facts)), "tcp");
+    // A rule that matches before the host rule decides without waiting.
+    let mut first = vec![Rule::new(
+        Matcher::Prefix(b"\x16".to_vec()),
+        Action::Channel("tls".into()),
+    )];
+    first.extend(sni_rules());
+    assert_eq!(channel(decide(&first, &facts)), "tls");
+}
