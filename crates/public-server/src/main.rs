@@ -1,11 +1,12 @@
 //! `public-server`: parses flags and runs the server library.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use public_server::{init_logging, run, Cli};
-use tokio_util::sync::CancellationToken;
+use public_server::{init_logging, run, Cli, Shutdown};
+use uptun_cli::{Signal, Signals};
 
 fn main() -> ExitCode {
     uptun_cli::tune_allocator();
@@ -22,6 +23,10 @@ fn main() -> ExitCode {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
+    // Installed before the port opens, so a signal never finds the default
+    // action (the end of the process) once anyone can connect.
+    let signals = Signals::new().context("could not install the signal handlers")?;
+    let grace = cli.grace;
     let addr = cli.listen_addr();
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -41,12 +46,41 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     if config.tokens.clients.is_empty() {
         tracing::info!("no --client-token: clients (forward, connect) are refused");
     }
-    let shutdown = CancellationToken::new();
-    let trigger = shutdown.clone();
-    tokio::spawn(async move {
-        uptun_cli::shutdown_signal().await;
-        tracing::info!("shutting down");
-        trigger.cancel();
-    });
+    let shutdown = Shutdown::new();
+    tokio::spawn(obey(signals, shutdown.clone(), grace));
     run(listener, config, shutdown).await
+}
+
+/// What each signal means to the server (README, "Signals").
+async fn obey(mut signals: Signals, shutdown: Shutdown, grace: Duration) {
+    let mut terminating = false;
+    loop {
+        match signals.recv().await {
+            Signal::Quit => {
+                tracing::info!("QUIT: draining; waiting for every open stream to finish");
+                shutdown.drain();
+            }
+            // A second TERM or INT (an impatient Ctrl-C) closes at once.
+            Signal::Terminate if terminating => {
+                tracing::info!("asked again: closing everything now");
+                shutdown.stop(Duration::ZERO);
+            }
+            Signal::Terminate => {
+                terminating = true;
+                tracing::info!(
+                    "shutting down: open streams get {:.1} s to finish",
+                    grace.as_secs_f64()
+                );
+                shutdown.stop(grace);
+            }
+            Signal::Reload => reload(),
+        }
+    }
+}
+
+/// `HUP`: reads the routes and tokens again.
+// TODO(lead, issue 9 item 5): reload `--config` here; keep the old config on
+// a bad file and say why in the log.
+fn reload() {
+    tracing::warn!("reload: no --config file given; nothing to reload");
 }
