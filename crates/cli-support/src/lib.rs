@@ -1,11 +1,15 @@
 //! What uptun's command lines share: the link flags (window, PING
 //! interval, log format), durations written as `500ms`/`10s`/`2m`, logging
-//! setup, the shutdown signals and the allocator tuning. Kept out of the
+//! setup, the signals (`signals.rs`) and the allocator tuning. Kept out of the
 //! protocol crate so that one stays free of clap, logging setup and `unsafe`.
 // One `unsafe` call in the crate: `mallopt` in `tune_allocator`.
 #![deny(unsafe_code)]
 
+mod signals;
+
 use std::time::Duration;
+
+pub use signals::{grace_in_range, Signal, Signals, DEFAULT_GRACE, MAX_GRACE};
 
 /// Parses `250ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uptun_protocol::handshake::{PeerKind, Refusal};
-use uptun_protocol::{spawn_link, IncomingStream, Role, Secret};
+use uptun_protocol::{spawn_link, Incoming, IncomingStream, LinkHandle, Role, Secret};
 
 use crate::backoff::Backoff;
 use crate::channel::ChannelConfig;
@@ -39,6 +39,9 @@ pub struct AgentConfig {
     pub backoff: (Duration, Duration),
     /// Links kept open at once; the server spreads new streams across them.
     pub links: usize,
+    /// Once `shutdown` is cancelled, how long open streams get to finish
+    /// before the links close under them.
+    pub grace: Duration,
 }
 
 impl AgentConfig {
@@ -57,6 +60,7 @@ impl AgentConfig {
             mux: uptun_protocol::Config::default(),
             backoff: (Duration::from_millis(500), Duration::from_secs(30)),
             links: 1,
+            grace: uptun_cli::DEFAULT_GRACE,
         }
     }
 }
@@ -74,7 +78,8 @@ pub enum AgentError {
 }
 
 /// Runs the agent until `shutdown` is cancelled or the server refuses it:
-/// `config.links` links, each kept up on its own.
+/// `config.links` links, each kept up on its own. Once cancelled, each link
+/// sends GOAWAY and its open streams get `config.grace` to finish.
 pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
     let targets: Channels = Arc::new(
         crate::channel::table(&config.channels, &config.proxy_protocol)
@@ -167,27 +172,50 @@ async fn serve_link(
         config.mux.clone(),
         dialed.peer_window,
     );
-    // On shutdown: GOAWAY, refuse streams that crossed it, let open ones finish.
-    let drain = link.drain("the agent is shutting down", Duration::from_secs(10));
-    tokio::pin!(drain);
-    let mut draining = false;
-    loop {
+    let asked_to_stop = loop {
         tokio::select! {
             next = incoming.next() => match next {
-                Some(stream) if draining => stream.refuse("the agent is going away"),
                 Some(stream) => {
                     // No span per stream: 10,000 of them would cost ~3 MiB.
                     // The lines below name the stream themselves.
                     tokio::spawn(serve_stream(stream, targets.clone(), config.target_timeout));
                 }
-                None => break,
+                None => break false,
             },
-            _ = shutdown.cancelled(), if !draining => draining = true,
-            _ = &mut drain, if draining => break,
+            _ = shutdown.cancelled() => break true,
         }
+    };
+    if asked_to_stop {
+        drain(&link, incoming, config.grace).await;
     }
+    // The reader ends `incoming` just before it records why the link closed.
     link.closed().await;
     link.close_reason().unwrap_or_default()
+}
+
+/// GOAWAY, then refuse the streams that crossed it while the open ones get
+/// `grace` in all to finish (and their last frames to be written); then
+/// close the link, which fails whatever is still open. An idle link closes
+/// at once.
+async fn drain(link: &LinkHandle, mut incoming: Incoming, grace: Duration) {
+    const WHY: &str = "the agent is shutting down";
+    let drained = tokio::time::timeout(grace, link.drain(WHY, grace));
+    tokio::pin!(drained);
+    loop {
+        tokio::select! {
+            next = incoming.next() => match next {
+                Some(stream) => stream.refuse("the agent is going away"),
+                None => break,
+            },
+            finished = &mut drained => {
+                if finished.is_err() {
+                    warn!(streams = link.stream_count(), "grace period over: closing the streams still open");
+                }
+                break;
+            }
+        }
+    }
+    link.close(WHY);
 }
 
 async fn serve_stream(incoming: IncomingStream, targets: Channels, timeout: Duration) {

@@ -95,6 +95,11 @@ pub struct Common {
     )]
     pub token: Option<Secret>,
 
+    /// After TERM or INT, how long open streams get to finish before they are closed, 0s to 1h
+    #[arg(long, env = "UPTUN_GRACE", global = true, default_value = "10s", value_name = "DURATION",
+          value_parser = uptun_cli::grace_in_range())]
+    pub grace: Duration,
+
     #[command(flatten)]
     pub link: LinkArgs,
 }
@@ -194,6 +199,7 @@ mod tests {
             server,
             token,
             mux: Default::default(),
+            grace: uptun_cli::DEFAULT_GRACE,
         };
         for shown in [
             format!("{cli:?}"),

@@ -2,10 +2,12 @@
 //! listening ports (`forward`) or from stdin/stdout (`connect`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 use uptun_protocol::handshake::PeerKind;
 use uptun_protocol::{abort_tcp, relay, relay_tcp, spawn_link, LinkHandle, Role, Secret};
@@ -18,6 +20,8 @@ pub struct ClientConfig {
     pub server: ServerUrl,
     pub token: Secret,
     pub mux: uptun_protocol::Config,
+    /// Once asked to stop, how long open connections get to finish.
+    pub grace: Duration,
 }
 
 /// `LISTEN=CHANNEL`: accept on LISTEN, carry each connection to CHANNEL.
@@ -91,12 +95,15 @@ async fn open_link(config: &ClientConfig) -> Result<LinkHandle, DialError> {
 
 /// Listens on every spec's address and carries each accepted connection to
 /// its channel, until `shutdown`. Fails at once if an address cannot be bound.
+/// Once `shutdown` is cancelled the ports close, the link gets GOAWAY and
+/// the open connections get `config.grace` to finish.
 pub async fn forward(
     config: ClientConfig,
     specs: Vec<ForwardSpec>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
+    let grace = config.grace;
     let shared = Arc::new(SharedLink {
         config,
         current: Mutex::new(None),
@@ -111,23 +118,58 @@ pub async fn forward(
         info!(listen = %listener.local_addr()?, channel = %spec.channel, "forwarding");
         listeners.push((listener, spec.channel));
     }
+    let connections = TaskTracker::new();
     let mut tasks = tokio::task::JoinSet::new();
     for (listener, channel) in listeners {
+        let (shared, shutdown) = (shared.clone(), shutdown.clone());
         tasks.spawn(accept_loop(
             listener,
             channel,
-            shared.clone(),
-            shutdown.clone(),
+            shared,
+            connections.clone(),
+            shutdown,
         ));
     }
+    // Each loop ends (and its port closes) on shutdown.
     while tasks.join_next().await.is_some() {}
+    drain(&shared, &connections, grace).await;
     Ok(())
+}
+
+/// GOAWAY, then wait up to `grace` for the connections to finish and their
+/// last frames to be written; then close the link, which resets whatever is
+/// still open. Without open connections it returns at once.
+async fn drain(shared: &SharedLink, connections: &TaskTracker, grace: Duration) {
+    const WHY: &str = "the client is shutting down";
+    connections.close();
+    let link = shared.current.lock().await.clone();
+    if let Some(link) = &link {
+        let _ = link.go_away(WHY).await;
+    }
+    let finished = async {
+        connections.wait().await;
+        if let Some(link) = &link {
+            let _ = link.flush().await;
+        }
+    };
+    if tokio::time::timeout(grace, finished).await.is_err() {
+        warn!(
+            connections = connections.len(),
+            "grace period over: resetting the connections still open"
+        );
+    }
+    if let Some(link) = &link {
+        link.close(WHY);
+    }
+    // Each one resets its socket once its stream fails; give them the moment.
+    let _ = tokio::time::timeout(Duration::from_secs(1), connections.wait()).await;
 }
 
 async fn accept_loop(
     listener: TcpListener,
     channel: String,
     shared: Arc<SharedLink>,
+    connections: TaskTracker,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -136,38 +178,42 @@ async fn accept_loop(
                 Ok(a) => a,
                 Err(err) => {
                     warn!(%err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
             _ = shutdown.cancelled() => return,
         };
         let _ = socket.set_nodelay(true);
-        let shared = shared.clone();
-        let channel = channel.clone();
         let span = tracing::info_span!("forward", %channel, %peer);
-        tokio::spawn(
-            async move {
-                let link = match shared.get().await {
-                    Ok(link) => link,
-                    Err(err) => {
-                        warn!(%err, "connection reset: no link to the server");
-                        return abort_tcp(socket);
-                    }
-                };
-                let stream = match link.open(&channel, &peer.to_string()).await {
-                    Ok(s) => s,
-                    Err(err) => {
-                        warn!(%err, "connection reset: the channel cannot be opened");
-                        return abort_tcp(socket);
-                    }
-                };
-                if let Err(err) = relay_tcp(stream, socket).await {
-                    warn!(%err, "connection ended early");
-                }
-            }
-            .instrument(span),
-        );
+        let carried = carry(socket, peer, channel.clone(), shared.clone());
+        connections.spawn(carried.instrument(span));
+    }
+}
+
+/// Carries one accepted connection to `channel`.
+async fn carry(
+    socket: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    channel: String,
+    shared: Arc<SharedLink>,
+) {
+    let link = match shared.get().await {
+        Ok(link) => link,
+        Err(err) => {
+            warn!(%err, "connection reset: no link to the server");
+            return abort_tcp(socket);
+        }
+    };
+    let stream = match link.open(&channel, &peer.to_string()).await {
+        Ok(s) => s,
+        Err(err) => {
+            warn!(%err, "connection reset: the channel cannot be opened");
+            return abort_tcp(socket);
+        }
+    };
+    if let Err(err) = relay_tcp(stream, socket).await {
+        warn!(%err, "connection ended early");
     }
 }
 

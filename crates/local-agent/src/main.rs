@@ -42,6 +42,7 @@ fn main() -> ExitCode {
                 config.target_timeout = cli.target_timeout;
                 config.links = cli.links.into();
                 config.mux = cli.common.link.mux();
+                config.grace = cli.common.grace;
                 match run_agent(config, shutdown).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(AgentError::Refused(r)) => fail(
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
                     server,
                     token,
                     mux: cli.common.link.mux(),
+                    grace: cli.common.grace,
                 };
                 report(forward(config, forwards, shutdown).await)
             }
@@ -64,8 +66,18 @@ fn main() -> ExitCode {
                     server,
                     token,
                     mux: cli.common.link.mux(),
+                    grace: cli.common.grace,
                 };
-                report(connect(config, &channel).await)
+                // Asked to stop, the session gets the grace to end by itself.
+                let grace = config.grace;
+                let grace_over = async {
+                    shutdown.cancelled().await;
+                    tokio::time::sleep(grace).await;
+                };
+                tokio::select! {
+                    done = connect(config, &channel) => report(done),
+                    () = grace_over => ExitCode::SUCCESS,
+                }
             }
         }
     });

@@ -148,6 +148,12 @@ pub struct Cli {
           value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_links_per_token: usize,
 
+    /// After TERM or INT, how long open streams get to finish before the rest is closed,
+    /// 0s to 1h (QUIT waits for them without a limit)
+    #[arg(long, env = "UPTUN_GRACE", default_value = "10s", value_name = "DURATION",
+          value_parser = uptun_cli::grace_in_range())]
+    pub grace: Duration,
+
     #[command(flatten)]
     pub link: LinkArgs,
 }

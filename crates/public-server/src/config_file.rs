@@ -40,6 +40,7 @@ pub struct FileConfig {
     pub connect_timeout: Option<Spanned<String>>,
     pub sniff_timeout: Option<Spanned<String>>,
     pub header_timeout: Option<Spanned<String>>,
+    pub grace: Option<Spanned<String>>,
     /// Channel name to duration.
     pub idle_timeout: Option<BTreeMap<String, Spanned<String>>>,
     pub max_unclassified: Option<Spanned<usize>>,
@@ -165,6 +166,7 @@ pub struct FileValues {
     pub connect_timeout: Option<Duration>,
     pub sniff_timeout: Option<Duration>,
     pub header_timeout: Option<Duration>,
+    pub grace: Option<Duration>,
     pub idle_timeouts: Option<Vec<(String, Duration)>>,
     pub max_unclassified: Option<usize>,
     pub max_unclassified_per_source: Option<usize>,
@@ -244,6 +246,7 @@ pub fn parse(path: &Path, text: &str) -> Result<FileValues, ConfigError> {
         connect_timeout: time(&file.connect_timeout, timeouts::connect)?,
         sniff_timeout: time(&file.sniff_timeout, timeouts::sniff)?,
         header_timeout: time(&file.header_timeout, timeouts::header)?,
+        grace: time(&file.grace, timeouts::grace)?,
         idle_timeouts: idle_timeouts(&file, &source)?,
         max_unclassified: count(&file.max_unclassified, 1_000_000)?,
         max_unclassified_per_source: count(&file.max_unclassified_per_source, 1_000_000)?,

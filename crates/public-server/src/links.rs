@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
@@ -14,7 +15,7 @@ use uptun_protocol::{bridge, spawn_link, Incoming, IncomingStream, LinkHandle, R
 use crate::auth::{self, Channels};
 use crate::registry::AgentInfo;
 use crate::route::Destination;
-use crate::state::{State, DRAIN};
+use crate::state::State;
 
 pub(crate) async fn serve(
     mut socket: TcpStream,
@@ -115,7 +116,7 @@ async fn serve_agent(
     info!(agent = %name, channels = %channels.join(","), "agent link up");
     tokio::select! {
         _ = link.closed() => {}
-        _ = state.shutdown.cancelled() => link.drain("the server is shutting down", DRAIN).await,
+        _ = state.shutdown.cancelled() => drain(&link, state).await,
     }
     state.registry.remove(id);
     let reason = link.close_reason().unwrap_or_default();
@@ -147,8 +148,19 @@ async fn serve_client(
     }
     // Streams that arrive while draining are refused, not left waiting.
     drop(incoming);
-    link.drain("the server is shutting down", DRAIN).await;
+    drain(&link, &state).await;
     info!(client = %name, reason = %link.close_reason().unwrap_or_default(), "client link down");
+}
+
+/// Once the server stops: GOAWAY, then wait for the link's streams as long
+/// as the shutdown allows (`QUIT`: as long as they live; `TERM`: the grace),
+/// and close it. An idle link closes at once.
+async fn drain(link: &LinkHandle, state: &State) {
+    tokio::select! {
+        // No limit of its own: the cut below is the only deadline.
+        _ = link.drain("the server is shutting down", Duration::MAX) => {}
+        _ = state.cut.cancelled() => link.close("the server's shutdown grace is over"),
+    }
 }
 
 /// Connects a client's stream to an agent serving its channel.

@@ -3,9 +3,13 @@
 
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context;
-use public_server::{generate_token, init_logging, run, Grant, LiveConfig, Resolved, Settings};
-use tokio_util::sync::CancellationToken;
+use public_server::{
+    generate_token, init_logging, run, Grant, LiveConfig, Resolved, Settings, Shutdown,
+};
+use uptun_cli::{Signal, Signals};
 
 fn main() -> ExitCode {
     uptun_cli::tune_allocator();
@@ -43,6 +47,9 @@ fn checked(settings: &Settings, resolved: &Resolved) -> String {
 }
 
 async fn serve(settings: Settings, mut resolved: Resolved) -> anyhow::Result<()> {
+    // Installed before the port opens, so a signal never finds the default
+    // action (the end of the process) once anyone can connect.
+    let signals = Signals::new().context("could not install the signal handlers")?;
     let addr = resolved.listen.clone();
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -69,29 +76,57 @@ async fn serve(settings: Settings, mut resolved: Resolved) -> anyhow::Result<()>
         tracing::info!("no --client-token: clients (forward, connect) are refused");
     }
     let live = LiveConfig::new(resolved.config);
-    let shutdown = CancellationToken::new();
-    let trigger = shutdown.clone();
-    tokio::spawn(async move {
-        uptun_cli::shutdown_signal().await;
-        tracing::info!("shutting down");
-        trigger.cancel();
-    });
-    tokio::spawn(reload_on_hup(settings, live.clone(), generated));
+    let shutdown = Shutdown::new();
+    let reloading = Reloading {
+        settings,
+        live: live.clone(),
+        generated,
+    };
+    tokio::spawn(obey(signals, shutdown.clone(), resolved.grace, reloading));
     run(listener, live, shutdown).await
 }
 
-/// `HUP`: read the config file again and put its routes and tokens in
-/// force for new connections; a bad file is logged and changes nothing.
-async fn reload_on_hup(settings: Settings, live: LiveConfig, generated: Option<Grant>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hups) = signal(SignalKind::hangup()) else {
-        return;
-    };
-    while hups.recv().await.is_some() {
-        reload(&settings, &live, generated.as_ref());
+/// What a reload needs: how the config was made, where it lives, and the
+/// token generated at start (kept, so its agents stay welcome).
+struct Reloading {
+    settings: Settings,
+    live: LiveConfig,
+    generated: Option<Grant>,
+}
+
+/// What each signal means to the server (README, "Stopping: signals").
+async fn obey(mut signals: Signals, shutdown: Shutdown, grace: Duration, reloading: Reloading) {
+    let mut terminating = false;
+    loop {
+        match signals.recv().await {
+            Signal::Quit => {
+                tracing::info!("QUIT: draining; waiting for every open stream to finish");
+                shutdown.drain();
+            }
+            // A second TERM or INT (an impatient Ctrl-C) closes at once.
+            Signal::Terminate if terminating => {
+                tracing::info!("asked again: closing everything now");
+                shutdown.stop(Duration::ZERO);
+            }
+            Signal::Terminate => {
+                terminating = true;
+                tracing::info!(
+                    "shutting down: open streams get {:.1} s to finish",
+                    grace.as_secs_f64()
+                );
+                shutdown.stop(grace);
+            }
+            Signal::Reload => reload(
+                &reloading.settings,
+                &reloading.live,
+                reloading.generated.as_ref(),
+            ),
+        }
     }
 }
 
+/// `HUP`: reads the config file again and puts its routes and tokens in
+/// force for new connections; a bad file is logged and changes nothing.
 fn reload(settings: &Settings, live: &LiveConfig, generated: Option<&Grant>) {
     let Some(path) = settings.config_path() else {
         tracing::warn!("HUP: no --config file given; nothing to reload");

@@ -82,13 +82,14 @@ pub(crate) async fn open_to_agent(
         Some(agent) => agent,
         None => {
             info!(%user, %channel, "no agent serves the channel yet; waiting up to {:.1} s", limit.as_secs_f64());
-            state
-                .registry
-                .wait_for(channel, limit)
-                .await
-                .ok_or_else(|| TurnedAway::NoAgent {
-                    channel: channel.into(),
-                })?
+            let found = tokio::select! {
+                found = state.registry.wait_for(channel, limit) => found,
+                // The server's shutdown grace is over: nobody waits any more.
+                _ = state.cut.cancelled() => None,
+            };
+            found.ok_or_else(|| TurnedAway::NoAgent {
+                channel: channel.into(),
+            })?
         }
     };
     let failed = match attempt(&agent, channel, user, first.clone(), limit).await {

@@ -7,33 +7,36 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, info_span, warn, Instrument};
 
 use bytes::{Bytes, BytesMut};
 
 use crate::classify::{classify, classify_more, looks_like_http, Visitor};
-use crate::config::LiveConfig;
+use crate::config::{Config, LiveConfig};
 use crate::limits::Admitted;
 use crate::route::Destination;
-use crate::state::{State, DRAIN};
+use crate::shutdown::Shutdown;
+use crate::state::State;
 use crate::users::UserKind;
 use crate::{endpoints, links, silent, users};
 
-/// Serves `listener` until `shutdown` is cancelled, then gives open
-/// connections up to ten seconds to finish.
+/// Serves `listener` until `shutdown` asks it to stop (a [`Shutdown`], or a
+/// `CancellationToken` that acts as `stop(DEFAULT_GRACE)`); then closes the
+/// port, drains every link and returns once the open connections have
+/// finished or the grace has run out.
 pub async fn run(
     listener: TcpListener,
     config: impl Into<LiveConfig>,
-    shutdown: CancellationToken,
+    shutdown: impl Into<Shutdown>,
 ) -> anyhow::Result<()> {
-    let state = Arc::new(State::new(config.into(), shutdown.clone()));
+    let shutdown = shutdown.into();
+    let state = Arc::new(State::new(config.into(), shutdown.token().clone()));
     let tracker = TaskTracker::new();
     info!(addr = %listener.local_addr()?, "listening");
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.token().cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => match state.admission.admit(peer.ip()) {
                     Ok(admitted) => {
@@ -49,16 +52,37 @@ pub async fn run(
             },
         }
     }
+    // The port closes now: the kernel refuses new connections (and resets
+    // any not yet accepted) instead of leaving them to wait for nobody.
+    drop(listener);
     tracker.close();
-    if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
+    info!(
+        connections = tracker.len(),
+        "stopped accepting; links get GOAWAY"
+    );
+    if !shutdown.within(tracker.wait()).await {
         warn!(
             connections = tracker.len(),
-            "closing connections still open after {} s",
-            DRAIN.as_secs()
+            "grace period over: closing every connection still open"
         );
+        // Links close, so their users' relays fail and reset the sockets.
+        state.cut.cancel();
+        if tokio::time::timeout(AFTER_CUT, tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                connections = tracker.len(),
+                "connections still open after the cut; leaving them"
+            );
+        }
     }
+    info!("stopped");
     Ok(())
 }
+
+/// How long connections get to end once cut: each only has to notice.
+const AFTER_CUT: Duration = Duration::from_secs(1);
 
 /// Classifies one connection and serves it. Every user connection's task
 /// lives as long as the connection, so the big, short or rare steps
@@ -67,12 +91,13 @@ pub async fn run(
 async fn handle(mut socket: TcpStream, peer: SocketAddr, admitted: Admitted, state: Arc<State>) {
     let _ = socket.set_nodelay(true);
     let config = state.config();
-    let visitor = match Box::pin(classify(&mut socket, &config)).await {
-        Ok(v) => v,
-        Err(err) => {
+    let visitor = match Box::pin(classify_until_cut(&mut socket, &config, &state)).await {
+        Some(Ok(v)) => v,
+        Some(Err(err)) => {
             tracing::debug!(%peer, %err, "connection failed before it was classified");
             return;
         }
+        None => return uptun_protocol::abort_tcp(socket),
     };
     drop((admitted, config));
     // Users are most connections and live longest: their relay runs inline,
@@ -87,6 +112,18 @@ async fn handle(mut socket: TcpStream, peer: SocketAddr, admitted: Admitted, sta
             users::serve_user(socket, peer, &to, buf, UserKind::Web, &state).await
         }
         other => Box::pin(serve(socket, peer, other, state)).await,
+    }
+}
+
+/// Classifies a connection; `None` if the server's grace ran out first.
+async fn classify_until_cut(
+    socket: &mut TcpStream,
+    config: &Config,
+    state: &State,
+) -> Option<std::io::Result<Visitor>> {
+    tokio::select! {
+        visitor = classify(socket, config) => Some(visitor),
+        _ = state.cut.cancelled() => None,
     }
 }
 

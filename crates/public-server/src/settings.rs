@@ -4,6 +4,7 @@
 //! (`config_file.rs`); `HUP` runs the same layering again.
 
 use std::path::Path;
+use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
@@ -37,6 +38,8 @@ pub struct Resolved {
     pub config: Config,
     pub listen: String,
     pub log_format: LogFormat,
+    /// How long open streams get to finish after `TERM`.
+    pub grace: Duration,
     /// Rules from the config file, if it has `[[route]]` tables.
     pub file_routes: Option<usize>,
 }
@@ -149,6 +152,7 @@ impl Settings {
             config,
             listen: listen_addr(self.pick("listen", &cli.listen, file.listen.map(Some))),
             log_format: self.pick("log_format", &link.log_format, file.log_format),
+            grace: self.pick("grace", &cli.grace, file.grace),
             file_routes,
         }
     }

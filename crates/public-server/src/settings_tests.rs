@@ -72,6 +72,7 @@ fn the_file_fills_what_flags_leave_and_flags_win() {
         connect_timeout = "3s"
         sniff_timeout = "2s"
         window = 1048576
+        grace = "3s"
         [idle_timeout]
         ssh = "1m"
         [[route]]
@@ -82,9 +83,10 @@ fn the_file_fills_what_flags_leave_and_flags_win() {
     let from_file = resolved(&["--config", &path]);
     assert_eq!(from_file.listen, "127.0.0.1:9999");
     assert_eq!(from_file.file_routes, Some(1));
-    let config = from_file.config;
+    let (config, from_file) = (from_file.config, (from_file.grace,));
     assert_eq!(config.connect_timeout, Duration::from_secs(3));
     assert_eq!(config.mux.window, 1_048_576);
+    assert_eq!(from_file.0, Duration::from_secs(3));
     assert_eq!(config.idle_timeout("ssh"), Some(Duration::from_secs(60)));
     assert!(config.tokens.agents[0].token.matches("from-file"));
     assert!(!config.tokens.agents[1].channels.allows("web"));

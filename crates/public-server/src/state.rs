@@ -4,7 +4,6 @@
 //! connections depend on it, not on the accept loop (and not on each other).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -24,11 +23,13 @@ pub(crate) struct State {
     pub registry: Registry,
     /// Failed handshakes per source address.
     pub penalties: Penalties,
+    /// Cancelled when the server stops accepting (`QUIT`, `TERM`): links
+    /// send GOAWAY and drain.
     pub shutdown: CancellationToken,
+    /// Cancelled when the grace after `TERM` is over: links close, and
+    /// connections still being classified or waiting for an agent end.
+    pub cut: CancellationToken,
 }
-
-/// How long open connections get to finish once shutdown is asked for.
-pub(crate) const DRAIN: Duration = Duration::from_secs(10);
 
 impl State {
     pub fn new(config: LiveConfig, shutdown: CancellationToken) -> State {
@@ -40,6 +41,7 @@ impl State {
             registry: Registry::new(),
             penalties: Penalties::default(),
             shutdown,
+            cut: CancellationToken::new(),
         }
     }
 

@@ -27,3 +27,8 @@ pub fn header(text: &str) -> Result<Duration, String> {
 pub fn idle(text: &str) -> Result<Duration, String> {
     duration_in(S(1), S(24 * 3600))(text)
 }
+
+/// How long open streams get after `TERM`: 0s (close at once) to 1h.
+pub fn grace(text: &str) -> Result<Duration, String> {
+    uptun_cli::grace_in_range()(text)
+}
