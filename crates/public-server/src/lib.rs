@@ -6,13 +6,17 @@
 mod auth;
 mod classify;
 mod cli;
+mod clients;
 mod config;
 mod endpoints;
+mod exposition;
 #[doc(hidden)]
 pub mod fuzzing;
 mod idle;
 mod limits;
 mod links;
+mod meter;
+mod metrics;
 mod open;
 mod penalty;
 mod registry;
@@ -20,6 +24,7 @@ mod route;
 mod server;
 mod silent;
 mod state;
+mod status;
 mod users;
 
 pub use auth::{Channels, Grant, Tokens};

@@ -8,6 +8,7 @@ use tracing::{info, warn};
 use uptun_protocol::{LinkHandle, MuxStream, StreamError};
 
 use crate::links::reason;
+use crate::meter::MeteredStream;
 use crate::state::State;
 
 /// Why a user could not be given a stream. `Display` is the sentence shown
@@ -64,8 +65,20 @@ impl std::fmt::Display for TurnedAway {
 /// Opens a stream to an agent serving `channel`, sends `first`, and waits for
 /// ACCEPT within the connect timeout. The least-loaded member is tried first;
 /// if it refuses, goes away or does not answer in time, one other member (if
-/// any) is tried with the same first bytes.
+/// any) is tried with the same first bytes. The outcome is counted, and an
+/// opened stream is metered for as long as it lives.
 pub(crate) async fn open_to_agent(
+    channel: &str,
+    user: &str,
+    first: Bytes,
+    state: &State,
+) -> Result<MeteredStream, TurnedAway> {
+    let sent = first.len();
+    let opened = open_on_a_member(channel, user, first, state).await;
+    state.metrics.opened(channel, sent, opened)
+}
+
+async fn open_on_a_member(
     channel: &str,
     user: &str,
     first: Bytes,

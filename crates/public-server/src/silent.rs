@@ -18,17 +18,20 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
-use uptun_protocol::{abort_tcp, end_tcp, relay_ending, MuxStream};
+use uptun_protocol::{abort_tcp, end_tcp, relay_ending};
 
 use crate::classify::{could_be_http_start, decide, looks_like_http, route_silent, Visitor};
 use crate::idle::{bounded_by_idle, Activity};
+use crate::meter::{MeteredStream, Way};
 use crate::open::open_to_agent;
 use crate::server::{serve as serve_visitor, turn_away};
 use crate::state::State;
 use crate::users::relay_socket;
 
 pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<State>) {
-    let Some(channel) = route_silent(&state.config) else {
+    let channel = route_silent(&state.config);
+    state.metrics.silent_routed(channel.as_deref());
+    let Some(channel) = channel else {
         debug!(%peer, "no route takes a silent connection: reset");
         return abort_tcp(socket);
     };
@@ -92,6 +95,7 @@ pub(crate) async fn serve(mut socket: TcpStream, peer: SocketAddr, state: Arc<St
                 stream.reset("the user left");
                 return abort_tcp(socket);
             }
+            stream.add(Way::FromAgent, banner.len());
             relay_checked(stream, socket, peer, &channel, &state).await
         }
         Ok(Ok(None)) => relay_checked(stream, socket, peer, &channel, &state).await,
@@ -109,7 +113,7 @@ async fn reclassify(
     mut socket: TcpStream,
     peer: SocketAddr,
     buf: BytesMut,
-    speculative: Option<MuxStream>,
+    speculative: Option<MeteredStream>,
     silent_channel: &str,
     state: Arc<State>,
 ) {
@@ -130,11 +134,14 @@ async fn reclassify(
         Err(err) => return debug!(%peer, %err, "connection failed while classifying"),
     };
     drop(admitted);
+    state.metrics.classified(&visitor);
     match (visitor, speculative) {
         (Visitor::Raw { channel, buf }, Some(stream)) if channel == silent_channel => {
+            let sent = buf.len();
             if stream.send(buf.freeze()).await.is_err() {
                 return abort_tcp(socket);
             }
+            stream.add(Way::ToAgent, sent);
             let idle = state.config.idle_timeout(&channel);
             relay_socket(stream, socket, idle).await
         }
@@ -150,16 +157,17 @@ async fn reclassify(
 /// Relays a stream whose target spoke first, checking the user's first
 /// bytes before any reach the target.
 async fn relay_checked(
-    stream: MuxStream,
+    stream: MeteredStream,
     socket: TcpStream,
     peer: SocketAddr,
     channel: &str,
     state: &State,
 ) {
+    let (stream, meter) = stream.into_parts();
     let activity = Activity::new();
     let (read, write) = socket.into_split();
-    let mut read = FirstBytesCheck::new(activity.watch(read));
-    let mut write = activity.watch(write);
+    let mut read = FirstBytesCheck::new(activity.watch(meter.count(Way::ToAgent, read)));
+    let mut write = activity.watch(meter.count(Way::FromAgent, write));
     let relay = relay_ending(stream, &mut read, &mut write);
     let (outcome, fin_delivered) = match state.config.idle_timeout(channel) {
         Some(limit) => bounded_by_idle(relay, &activity, limit).await,
@@ -175,8 +183,8 @@ async fn relay_checked(
     // A refused first request is always reset, whatever the target did.
     let fin_delivered = fin_delivered && !read.refused;
     end_tcp(
-        read.inner.into_inner(),
-        write.into_inner(),
+        read.inner.into_inner().into_inner(),
+        write.into_inner().into_inner(),
         &outcome,
         fin_delivered,
     )

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::clients::Clients;
 use crate::config::Config;
 use crate::limits::{Admission, LinkCounts};
+use crate::metrics::Metrics;
 use crate::penalty::Penalties;
 use crate::registry::Registry;
 
@@ -22,6 +24,10 @@ pub(crate) struct State {
     /// Failed handshakes per source address.
     pub penalties: Penalties,
     pub shutdown: CancellationToken,
+    /// Counters for the status and metrics endpoints.
+    pub metrics: Metrics,
+    /// Client links that are up, for the status endpoint.
+    pub clients: Clients,
 }
 
 /// How long open connections get to finish once shutdown is asked for.
@@ -36,6 +42,8 @@ impl State {
             registry: Registry::new(),
             penalties: Penalties::default(),
             shutdown,
+            metrics: Metrics::default(),
+            clients: Clients::default(),
         }
     }
 }
