@@ -84,10 +84,9 @@ impl Server {
 
     /// Waits until the status endpoint counts exactly `n` agent links.
     pub async fn wait_agents(&self, n: usize) {
-        let want = format!("agents: {n}\n");
         wait_for(&format!("{n} agent links"), WAIT, || async {
-            let (_, body) = self.status().await.ok()?;
-            String::from_utf8_lossy(&body).contains(&want).then_some(())
+            let status = self.status_json().await?;
+            (status["links"]["agents"] == n).then_some(())
         })
         .await
     }
@@ -98,15 +97,36 @@ impl Server {
         http_get_with(self.addr, "/_uptun/status", &auth).await
     }
 
-    /// Waits until the status endpoint lists each channel.
+    /// The status document, if the server answered 200 with JSON.
+    pub async fn status_json(&self) -> Option<serde_json::Value> {
+        match self.status().await.ok()? {
+            (200, body) => serde_json::from_slice(&body).ok(),
+            _ => None,
+        }
+    }
+
+    /// Streams open on each agent link, oldest link first.
+    pub async fn streams_per_agent(&self) -> Vec<usize> {
+        let status = self.status_json().await.expect("a status document");
+        status["agents"]
+            .as_array()
+            .expect("an agents list")
+            .iter()
+            .map(|a| a["streams"].as_u64().expect("a stream count") as usize)
+            .collect()
+    }
+
+    /// Waits until the status endpoint lists an agent for each channel.
     pub async fn wait_channels(&self, names: &[&str]) {
         wait_for(&format!("channels {names:?} registered"), WAIT, || async {
-            let (_, body) = self.status().await.ok()?;
-            let body = String::from_utf8_lossy(&body).into_owned();
-            names
+            let status = self.status_json().await?;
+            let served: Vec<&str> = status["agents"]
+                .as_array()?
                 .iter()
-                .all(|n| body.split([' ', ',', '\n']).any(|w| w == *n))
-                .then_some(())
+                .flat_map(|a| a["channels"].as_array().into_iter().flatten())
+                .filter_map(|c| c.as_str())
+                .collect();
+            names.iter().all(|n| served.contains(n)).then_some(())
         })
         .await
     }

@@ -68,10 +68,8 @@ async fn pings_behind_a_blocked_writer_do_not_pin_read_buffers() {
         }));
     }
     wait_for("40 streams on the agent link", uptun_e2e::WAIT, || async {
-        let (_, body) = server.status().await.ok()?;
-        String::from_utf8_lossy(&body)
-            .contains("(40 streams)")
-            .then_some(())
+        let status = server.status_json().await?;
+        (status["agents"][0]["streams"] == 40).then_some(())
     })
     .await;
     for i in 0..40u32 {

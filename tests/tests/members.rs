@@ -67,21 +67,6 @@ async fn a_refusing_or_mute_member_costs_a_retry_not_the_user() {
     }
 }
 
-/// Agent link stream counts from the status page, in order of listing.
-async fn streams_per_agent(server: &Server) -> Vec<usize> {
-    let (_, body) = server.status().await.unwrap();
-    String::from_utf8_lossy(&body)
-        .lines()
-        .filter_map(|l| {
-            l.rsplit_once('(')?
-                .1
-                .strip_suffix(" streams)")?
-                .parse()
-                .ok()
-        })
-        .collect()
-}
-
 /// Sends `data` on an open echo stream and checks it comes back intact.
 async fn echo_once(user: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
     user.write_all(data).await?;
@@ -117,7 +102,7 @@ async fn users_of_a_member_that_reads_nothing_are_turned_away_within_the_connect
         }));
     }
     wait_for("40 streams on the stuck member", WAIT, || async {
-        (streams_per_agent(&server).await == [40]).then_some(())
+        (server.streams_per_agent().await == [40]).then_some(())
     })
     .await;
     for i in 0..40u32 {
@@ -182,7 +167,7 @@ async fn killing_one_of_two_members_keeps_the_channel_and_the_survivors_streams(
             .unwrap();
         users.push(user);
     }
-    let counts = streams_per_agent(&server).await;
+    let counts = server.streams_per_agent().await;
     assert_eq!(counts.iter().sum::<usize>(), 100, "{counts:?}");
     assert!(
         counts.iter().all(|&n| (40..=60).contains(&n)),
@@ -191,7 +176,7 @@ async fn killing_one_of_two_members_keeps_the_channel_and_the_survivors_streams(
 
     first.child.kill().unwrap();
     server.wait_agents(1).await;
-    let survivors = streams_per_agent(&server).await[0];
+    let survivors = server.streams_per_agent().await[0];
 
     // The next 20 users all get through the surviving member.
     for i in 0..20u64 {

@@ -63,7 +63,7 @@ async fn status_is_off_without_an_admin_token_and_health_stays_open() {
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 404, "{body}");
     assert!(
-        body.contains("status is off") && body.contains("--admin-token"),
+        body.contains("status and metrics are off") && body.contains("--admin-token"),
         "{body}"
     );
     assert!(!body.contains("secret-laptop"), "{body}");

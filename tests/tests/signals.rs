@@ -124,12 +124,7 @@ async fn term_with_only_an_idle_agent_link_exits_at_once() {
     uptun_e2e::wait_for(
         "the finished user's stream gone",
         uptun_e2e::WAIT,
-        || async {
-            let (_, body) = server.status().await.ok()?;
-            String::from_utf8_lossy(&body)
-                .contains("(0 streams)")
-                .then_some(())
-        },
+        || async { (server.streams_per_agent().await == [0]).then_some(()) },
     )
     .await;
 

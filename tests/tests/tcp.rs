@@ -216,13 +216,7 @@ async fn an_agent_with_two_links_gets_streams_on_both_and_data_intact() {
     let _agent = server
         .agent_with(&[format!("tcp={echo}")], &["--links", "2"])
         .await;
-    wait_for("two agent links", WAIT, || async {
-        let (_, body) = server.status().await.ok()?;
-        String::from_utf8_lossy(&body)
-            .contains("agents: 2\n")
-            .then_some(())
-    })
-    .await;
+    server.wait_agents(2).await;
 
     // Eight users held open at once: the server takes turns between links.
     let mut users = Vec::new();
@@ -236,13 +230,7 @@ async fn an_agent_with_two_links_gets_streams_on_both_and_data_intact() {
         assert_eq!(back, [0, i]);
         users.push(socket);
     }
-    let (_, body) = server.status().await.unwrap();
-    let body = String::from_utf8_lossy(&body).into_owned();
-    let per_link: Vec<&str> = body
-        .lines()
-        .filter_map(|l| l.rsplit_once('(')?.1.strip_suffix(" streams)"))
-        .collect();
-    assert_eq!(per_link, ["4", "4"], "streams per link in:\n{body}");
+    assert_eq!(server.streams_per_agent().await, [4, 4], "streams per link");
 
     // And bulk data crosses both links intact.
     echo_streams_intact(server.addr, 4, 2 << 20, 300).await;

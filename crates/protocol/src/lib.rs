@@ -23,7 +23,8 @@ pub use frame::{
 };
 pub use mux::{spawn as spawn_link, Config, Incoming, IncomingStream, LinkHandle, MuxStream, Role};
 pub use relay::{
-    abort_tcp, bridge, end_tcp, relay, relay_ending, relay_tcp, RelayError, RelayStats,
+    abort_tcp, bridge, bridge_counted, end_tcp, relay, relay_ending, relay_tcp, RelayError,
+    RelayStats,
 };
 pub use secret::Secret;
 pub use text::{sanitize, MAX_PEER_TEXT};

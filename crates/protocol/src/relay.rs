@@ -222,16 +222,33 @@ pub fn abort_tcp(socket: TcpStream) {
 /// chunks through without copying. Credit chains: a slow consumer on one side
 /// holds back the producer on the other.
 pub async fn bridge(a: MuxStream, b: MuxStream) -> Result<RelayStats, StreamError> {
-    async fn pipe(from: &MuxStream, to: &MuxStream) -> Result<u64, StreamError> {
+    bridge_counted(a, b, |_| {}, |_| {}).await
+}
+
+/// [`bridge`], telling `a_to_b` and `b_to_a` the size of each chunk as it
+/// passes, so a caller can keep live byte counts (the stats come only at
+/// the end, and only for a clean one).
+pub async fn bridge_counted(
+    a: MuxStream,
+    b: MuxStream,
+    a_to_b: impl FnMut(usize),
+    b_to_a: impl FnMut(usize),
+) -> Result<RelayStats, StreamError> {
+    async fn pipe(
+        from: &MuxStream,
+        to: &MuxStream,
+        mut counted: impl FnMut(usize),
+    ) -> Result<u64, StreamError> {
         let mut total = 0u64;
         while let Some(chunk) = from.recv().await? {
             total += chunk.len() as u64;
+            counted(chunk.len());
             to.send(chunk).await?;
         }
         to.finish().await?;
         Ok(total)
     }
-    match tokio::try_join!(pipe(&a, &b), pipe(&b, &a)) {
+    match tokio::try_join!(pipe(&a, &b, a_to_b), pipe(&b, &a, b_to_a)) {
         Ok((sent, received)) => Ok(RelayStats { sent, received }),
         Err(err) => {
             let reason = err.to_string();

@@ -26,9 +26,11 @@ Examples:
       --channel web=127.0.0.1:3000 --channel ssh=127.0.0.1:22
 
   # Let clients (local-agent forward / connect) in with a token of their own,
-  # and turn on the status page for whoever holds the admin token
+  # and turn on status (JSON), metrics (Prometheus) and the dashboard for
+  # whoever holds the admin token (a browser logs in with it as the password)
   public-server --agent-token s3cret --client-token c1ient --admin-token adm1n
-  curl -H \"Authorization: Bearer adm1n\" https://tunnel.example.com/_uptun/status
+  curl -H \"Authorization: Bearer adm1n\" http://tunnel.example.com/_uptun/status
+  curl -u admin:adm1n http://tunnel.example.com/_uptun/metrics
 
   # Several tokens, some limited to channels (names, or a prefix ending in *):
   # agents with w3b may serve only web and dev-…; clients with 0ps may open only ssh
@@ -67,7 +69,7 @@ pub struct Cli {
           value_delimiter = ';', value_parser = GrantParser)]
     pub client_token: Vec<Grant>,
 
-    /// Token for GET <prefix>/status, sent as `Authorization: Bearer TOKEN` [default: none, status is off]
+    /// Token for GET <prefix>/status (JSON; a dashboard page for a browser) and <prefix>/metrics (Prometheus), sent as `Authorization: Bearer TOKEN` or as the password of Basic auth, any user name (`curl -u admin:TOKEN`, a browser's login prompt) [default: none, both are off]
     #[arg(
         long,
         env = "UPTUN_ADMIN_TOKEN",
@@ -103,7 +105,7 @@ pub struct Cli {
     )]
     pub tcp_channel: String,
 
-    /// Path prefix of the built-in endpoints (health, status)
+    /// Path prefix of the built-in endpoints (health, status, metrics)
     #[arg(
         long,
         env = "UPTUN_ENDPOINT_PREFIX",

@@ -6,15 +6,19 @@
 mod auth;
 mod classify;
 mod cli;
+mod clients;
 mod config;
 mod config_file;
 mod config_routes;
 mod endpoints;
+mod exposition;
 #[doc(hidden)]
 pub mod fuzzing;
 mod idle;
 mod limits;
 mod links;
+mod meter;
+mod metrics;
 mod open;
 mod pattern;
 mod penalty;
@@ -26,6 +30,7 @@ mod shutdown;
 mod silent;
 mod sni;
 mod state;
+mod status;
 mod timeouts;
 mod users;
 

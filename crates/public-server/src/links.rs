@@ -10,9 +10,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{info, warn};
 use uptun_protocol::handshake::{accept_response, LinkRequest, PeerKind, Refusal, RequestHead};
-use uptun_protocol::{bridge, spawn_link, Incoming, IncomingStream, LinkHandle, Role, StreamError};
+use uptun_protocol::{
+    bridge_counted, spawn_link, Incoming, IncomingStream, LinkHandle, Role, StreamError,
+};
 
 use crate::auth::{self, Channels};
+use crate::meter::Way;
 use crate::registry::AgentInfo;
 use crate::route::Destination;
 use crate::state::State;
@@ -57,6 +60,7 @@ pub(crate) async fn serve(
         warn!(%err, "link lost during the handshake");
         return;
     }
+    state.metrics.link_up(kind);
     // Bytes past the request head are the peer's first frames.
     let _ = buf.split_to(head.len);
     let (read, write) = socket.into_split();
@@ -81,6 +85,7 @@ async fn refuse(
     state: &State,
 ) {
     let reason = &refusal.reason;
+    state.metrics.handshake_failed(refusal.status);
     if matches!(refusal.status, 401 | 403) {
         let (failures, delay) = state.penalties.fail(peer.ip());
         let delay_ms = delay.as_millis() as u64;
@@ -132,6 +137,7 @@ async fn serve_client(
     state: Arc<State>,
 ) {
     info!(client = %name, "client link up");
+    let _listed = state.clients.add(&name, peer, &link);
     loop {
         let next = tokio::select! {
             next = incoming.next() => next,
@@ -140,6 +146,7 @@ async fn serve_client(
         let Some(stream) = next else { break };
         if !scope.allows(&stream.channel) {
             warn!(client = %name, channel = %stream.channel, "client stream refused: its token may not open the channel");
+            state.metrics.forbidden(&stream.channel);
             let why = auth::may_not_open(&stream.channel);
             stream.refuse(&why);
             continue;
@@ -180,7 +187,10 @@ async fn client_stream(incoming: IncomingStream, client: SocketAddr, state: Arc<
         Ok(s) => s,
         Err(_) => return,
     };
-    if let Err(err) = bridge(inbound, outbound).await {
+    let (outbound, meter) = outbound.into_parts();
+    let (mut up, mut down) = (meter.tally(Way::ToAgent), meter.tally(Way::FromAgent));
+    let bridged = bridge_counted(inbound, outbound, |n| up.add(n), |n| down.add(n));
+    if let Err(err) = bridged.await {
         tracing::debug!(%user, %channel, %err, "client stream ended early");
     }
 }

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 use uptun_protocol::{LinkHandle, MuxStream, StreamError};
 
 use crate::links::reason;
+use crate::meter::MeteredStream;
 use crate::route::Destination;
 use crate::state::State;
 
@@ -67,8 +68,20 @@ impl std::fmt::Display for TurnedAway {
 /// Opens a stream to an agent serving `to.channel`, sends `first`, and waits for
 /// ACCEPT within the connect timeout. The least-loaded member is tried first;
 /// if it refuses, goes away or does not answer in time, one other member (if
-/// any) is tried with the same first bytes.
+/// any) is tried with the same first bytes. The outcome is counted, and an
+/// opened stream is metered for as long as it lives.
 pub(crate) async fn open_to_agent(
+    to: &Destination,
+    user: &str,
+    first: Bytes,
+    state: &State,
+) -> Result<MeteredStream, TurnedAway> {
+    let sent = first.len();
+    let opened = open_on_a_member(to, user, first, state).await;
+    state.metrics.opened(&to.channel, sent, opened)
+}
+
+async fn open_on_a_member(
     to: &Destination,
     user: &str,
     first: Bytes,

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use tokio::sync::Notify;
@@ -24,10 +24,21 @@ pub struct AgentInfo {
     pub streams: usize,
 }
 
+/// An agent link as the status endpoint shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentLink {
+    pub id: u64,
+    pub info: AgentInfo,
+    pub since: Instant,
+    pub rtt: Option<Duration>,
+    /// The agent sent GOAWAY: it gets no new streams.
+    pub going_away: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Registry {
     channels: DashMap<String, Vec<Member>>,
-    agents: DashMap<u64, (AgentInfo, LinkHandle)>,
+    agents: DashMap<u64, (AgentInfo, LinkHandle, Instant)>,
     next_id: AtomicU64,
     round_robin: AtomicUsize,
     changed: Notify,
@@ -50,13 +61,13 @@ impl Registry {
                     link: link.clone(),
                 });
         }
-        self.agents.insert(id, (info, link));
+        self.agents.insert(id, (info, link, Instant::now()));
         self.changed.notify_waiters();
         id
     }
 
     pub fn remove(&self, id: u64) {
-        if let Some((_, (info, _))) = self.agents.remove(&id) {
+        if let Some((_, (info, ..))) = self.agents.remove(&id) {
             for channel in &info.channels {
                 if let Some(mut members) = self.channels.get_mut(channel) {
                     members.retain(|m| m.id != id);
@@ -110,12 +121,35 @@ impl Registry {
         self.agents
             .iter()
             .map(|e| {
-                let (info, link) = e.value();
+                let (info, link, _) = e.value();
                 AgentInfo {
                     streams: link.stream_count(),
                     ..info.clone()
                 }
             })
             .collect()
+    }
+
+    /// Every agent link with its id and state, oldest first.
+    pub(crate) fn agent_links(&self) -> Vec<AgentLink> {
+        let mut all: Vec<AgentLink> = self
+            .agents
+            .iter()
+            .map(|e| {
+                let (info, link, since) = e.value();
+                AgentLink {
+                    id: *e.key(),
+                    info: AgentInfo {
+                        streams: link.stream_count(),
+                        ..info.clone()
+                    },
+                    since: *since,
+                    rtt: link.rtt(),
+                    going_away: link.peer_going_away(),
+                }
+            })
+            .collect();
+        all.sort_by_key(|a| a.id);
+        all
     }
 }

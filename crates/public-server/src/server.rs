@@ -94,12 +94,14 @@ async fn handle(mut socket: TcpStream, peer: SocketAddr, admitted: Admitted, sta
     let visitor = match Box::pin(classify_until_cut(&mut socket, &config, &state)).await {
         Some(Ok(v)) => v,
         Some(Err(err)) => {
+            state.metrics.classify_failed();
             tracing::debug!(%peer, %err, "connection failed before it was classified");
             return;
         }
         None => return uptun_protocol::abort_tcp(socket),
     };
     drop((admitted, config));
+    state.metrics.classified(&visitor);
     // Users are most connections and live longest: their relay runs inline,
     // the rest (links, endpoints, refusals, silence) boxed, so a waiting
     // user's task holds only the relay's state (10,000 idle users must stay
@@ -131,6 +133,7 @@ async fn classify_until_cut(
 /// answer fits an empty socket buffer, so it is written without waiting
 /// (what does not fit is not worth waiting for).
 pub(crate) fn turn_away(socket: TcpStream, peer: SocketAddr, why: &str, state: &State) {
+    state.metrics.over_limit();
     if let Some(refused) = state.admission.refused() {
         warn!(%peer, refused, why, "connections refused over the admission limits");
     }

@@ -18,10 +18,11 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
-use uptun_protocol::{abort_tcp, end_tcp, relay_ending, MuxStream};
+use uptun_protocol::{abort_tcp, end_tcp, relay_ending};
 
 use crate::classify::{could_be_http_start, decide_from, looks_like_http, route_silent, Visitor};
 use crate::idle::{bounded_by_idle, Activity};
+use crate::meter::{MeteredStream, Way};
 use crate::open::open_to_agent;
 use crate::route::{Destination, Routed};
 use crate::server::{serve as serve_visitor, turn_away};
@@ -31,7 +32,13 @@ use crate::users::relay_socket;
 /// Serves a connection silent past the sniff timeout, routed with the
 /// rules from `first` on.
 pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, first: usize, state: Arc<State>) {
-    let to = match route_silent(&state.config(), first) {
+    let routed = route_silent(&state.config(), first);
+    let channel = match &routed {
+        Some(Routed::Channel(to)) => Some(to.channel.as_str()),
+        _ => None,
+    };
+    state.metrics.silent_routed(channel, routed.is_some());
+    let to = match routed {
         Some(Routed::Channel(to)) => to,
         Some(Routed::Reply {
             bytes,
@@ -130,6 +137,7 @@ async fn speculate(
                 stream.reset("the user left");
                 return abort_tcp(socket);
             }
+            stream.add(Way::FromAgent, banner.len());
             relay_checked(stream, socket, peer, &to).await
         }
         Ok(Ok(None)) => relay_checked(stream, socket, peer, &to).await,
@@ -147,7 +155,7 @@ async fn reclassify(
     mut socket: TcpStream,
     peer: SocketAddr,
     buf: BytesMut,
-    speculative: Option<MuxStream>,
+    speculative: Option<MeteredStream>,
     // The silent route's destination, and the rule routing started from.
     (silent, first): (&Destination, usize),
     state: Arc<State>,
@@ -169,11 +177,14 @@ async fn reclassify(
         Err(err) => return debug!(%peer, %err, "connection failed while classifying"),
     };
     drop(admitted);
+    state.metrics.classified(&visitor);
     match (visitor, speculative) {
         (Visitor::Raw { to, buf }, Some(stream)) if to.channel == silent.channel => {
+            let sent = buf.len();
             if stream.send(buf.freeze()).await.is_err() {
                 return abort_tcp(socket);
             }
+            stream.add(Way::ToAgent, sent);
             relay_socket(stream, socket, silent.idle_timeout).await
         }
         (visitor, speculative) => {
@@ -187,12 +198,18 @@ async fn reclassify(
 
 /// Relays a stream whose target spoke first, checking the user's first
 /// bytes before any reach the target.
-async fn relay_checked(stream: MuxStream, socket: TcpStream, peer: SocketAddr, to: &Destination) {
+async fn relay_checked(
+    stream: MeteredStream,
+    socket: TcpStream,
+    peer: SocketAddr,
+    to: &Destination,
+) {
     let channel = &to.channel;
+    let (stream, meter) = stream.into_parts();
     let activity = Activity::new();
     let (read, write) = socket.into_split();
-    let mut read = FirstBytesCheck::new(activity.watch(read));
-    let mut write = activity.watch(write);
+    let mut read = FirstBytesCheck::new(activity.watch(meter.count(Way::ToAgent, read)));
+    let mut write = activity.watch(meter.count(Way::FromAgent, write));
     let relay = relay_ending(stream, &mut read, &mut write);
     let (outcome, fin_delivered) = match to.idle_timeout {
         Some(limit) => bounded_by_idle(relay, &activity, limit).await,
@@ -208,8 +225,8 @@ async fn relay_checked(stream: MuxStream, socket: TcpStream, peer: SocketAddr, t
     // A refused first request is always reset, whatever the target did.
     let fin_delivered = fin_delivered && !read.refused;
     end_tcp(
-        read.inner.into_inner(),
-        write.into_inner(),
+        read.inner.into_inner().into_inner(),
+        write.into_inner().into_inner(),
         &outcome,
         fin_delivered,
     )

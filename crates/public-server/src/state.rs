@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::clients::Clients;
 use crate::config::{Config, LiveConfig};
 use crate::limits::{Admission, LinkCounts};
+use crate::metrics::Metrics;
 use crate::penalty::Penalties;
 use crate::registry::Registry;
 
@@ -29,6 +31,10 @@ pub(crate) struct State {
     /// Cancelled when the grace after `TERM` is over: links close, and
     /// connections still being classified or waiting for an agent end.
     pub cut: CancellationToken,
+    /// Counters for the status and metrics endpoints.
+    pub metrics: Metrics,
+    /// Client links that are up, for the status endpoint.
+    pub clients: Clients,
 }
 
 impl State {
@@ -42,6 +48,8 @@ impl State {
             penalties: Penalties::default(),
             shutdown,
             cut: CancellationToken::new(),
+            metrics: Metrics::default(),
+            clients: Clients::default(),
         }
     }
 

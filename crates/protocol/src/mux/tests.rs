@@ -339,3 +339,51 @@ async fn a_burst_of_ten_thousand_resets_to_a_reading_peer_keeps_the_link() {
         b"still here"
     );
 }
+
+/// A bridge counts every chunk it passes, each way, as it passes: also on a
+/// bridge that ends in a reset, whose stats never come back.
+#[tokio::test]
+async fn a_counted_bridge_tells_each_chunk_both_ways() {
+    let ((client, _), (_, mut at_server)) = pair(small());
+    let ((server, _), (_, mut at_agent)) = pair(small());
+    let request: Vec<u8> = (0..50_000u32).map(|i| i as u8).collect();
+    let (replied_tx, replied_rx) = tokio::sync::oneshot::channel();
+    let from_client = client.open("tcp", "user").await.unwrap();
+    let bridged = async {
+        let inbound = at_server.next().await.unwrap().accept().await.unwrap();
+        let outbound = server.open("tcp", "user via client").await.unwrap();
+        let (mut up, mut down) = (0usize, 0usize);
+        let stats =
+            crate::relay::bridge_counted(inbound, outbound, |n| up += n, |n| down += n).await;
+        (stats, up, down)
+    };
+    let agent = async {
+        let s = at_agent.next().await.unwrap().accept().await.unwrap();
+        let got = read_all(&s).await.unwrap();
+        s.send(Bytes::from_static(b"partial reply")).await.unwrap();
+        // Once the user has it, the agent gives up: the bridge fails, the
+        // counts stand.
+        replied_rx.await.unwrap();
+        s.reset("target went away");
+        got
+    };
+    let user = async {
+        from_client
+            .send(Bytes::from(request.clone()))
+            .await
+            .unwrap();
+        from_client.finish().await.unwrap();
+        let first = from_client.recv().await.unwrap().unwrap();
+        assert_eq!(&first[..], b"partial reply");
+        replied_tx.send(()).unwrap();
+        read_all(&from_client).await
+    };
+    let ((stats, up, down), got, rest) = timeout(T, async { tokio::join!(bridged, agent, user) })
+        .await
+        .unwrap();
+    assert_eq!(got, request);
+    assert!(rest.is_err(), "the user sees the reset: {rest:?}");
+    assert!(stats.is_err(), "{stats:?}");
+    assert_eq!(up, request.len());
+    assert_eq!(down, b"partial reply".len());
+}
