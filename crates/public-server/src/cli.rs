@@ -21,14 +21,15 @@ Examples:
   # On a PaaS (Heroku, Fly, Render): the platform sets PORT
   UPTUN_AGENT_TOKEN=s3cret public-server
 
-  # Then, on the machine behind NAT
-  local-agent --server https://tunnel.example.com --token s3cret \\
+  # Then, on the machine behind NAT. The URL is plain http:// with the port the
+  # server listens on (none behind a PaaS router): agents cannot dial https:// yet
+  local-agent --server http://tunnel.example.com:443 --token s3cret \\
       --channel web=127.0.0.1:3000 --channel ssh=127.0.0.1:22
 
   # Let clients (local-agent forward / connect) in with a token of their own,
   # and turn on the status page for whoever holds the admin token
-  public-server --agent-token s3cret --client-token c1ient --admin-token adm1n
-  curl -H \"Authorization: Bearer adm1n\" https://tunnel.example.com/_uptun/status
+  public-server --listen 0.0.0.0:443 --agent-token s3cret --client-token c1ient --admin-token adm1n
+  curl -H \"Authorization: Bearer adm1n\" http://tunnel.example.com:443/_uptun/status
 
   # Several tokens, some limited to channels (names, or a prefix ending in *):
   # agents with w3b may serve only web and dev-…; clients with 0ps may open only ssh
