@@ -12,26 +12,20 @@ use crate::{wait_for, WAIT};
 // Kept here too, so tests name them as before.
 pub use crate::server::{connect_with_stdin, listening_addr, spawn_server, Server};
 
-/// Path of a workspace binary (`public-server`, `local-agent`). The first
-/// call builds them (a no-op when fresh), so `cargo test -p uptun-e2e` alone
-/// never runs stale binaries.
+/// The workspace binaries the tests run.
+const BINARIES: [&str; 3] = ["public-server", "local-agent", "uptun-demo"];
+
+/// Path of a workspace binary (`public-server`, `local-agent`,
+/// `uptun-demo`). `cargo test --workspace` has built them already (their
+/// packages have tests of their own), so they are used as they are while
+/// fresh; when one is missing or older than a source it was built from
+/// (`cargo test -p uptun-e2e` alone after an edit), the first call builds
+/// them, saying so on the terminal. Building here is not free even when
+/// cargo built them for the workspace's tests a moment ago: `-p` resolves
+/// other features (tokio's `test-util`), so it compiles tokio and everything
+/// above it again (~40 s).
 pub fn bin(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "public-server",
-                "-p",
-                "local-agent",
-            ])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build of the binaries failed");
-    });
     let dir = std::env::current_exe()
         .unwrap()
         .parent()
@@ -39,9 +33,65 @@ pub fn bin(name: &str) -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf();
+    BUILT.get_or_init(|| {
+        if let Some(stale) = BINARIES.iter().find(|b| !fresh(&dir.join(b))) {
+            build_binaries(stale);
+        }
+    });
     let path = dir.join(name);
     assert!(path.exists(), "{} not found", path.display());
     path
+}
+
+/// Whether `binary` is newer than every workspace file cargo built it from
+/// (listed in the dep-info file cargo keeps beside it). Cargo.lock is left
+/// out: it changes for unrelated reasons (a test's new dev-dependency), and
+/// `cargo test --workspace` rebuilds the binaries when their dependencies do.
+fn fresh(binary: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(built) = modified(binary) else {
+        return false;
+    };
+    let Ok(dep_info) = std::fs::read_to_string(binary.with_extension("d")) else {
+        return false;
+    };
+    let sources = dep_info.split_once(": ").map_or("", |(_, s)| s);
+    // A file that is gone (or a path with a space, split apart) counts as
+    // changed: building once too often is the safe mistake.
+    sources
+        .split_whitespace()
+        .all(|source| modified(Path::new(source)).is_some_and(|m| m <= built))
+}
+
+/// Builds every binary in [`BINARIES`], with a line before and after on the
+/// terminal: cargo test captures `eprintln!`, not a direct write to stderr,
+/// and a silent minute looks like a hang.
+fn build_binaries(stale: &str) {
+    use std::io::Write;
+    let say = |line: String| {
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    };
+    say(format!(
+        "uptun-e2e: building {} for the end-to-end tests ({stale} is missing or older than \
+         a source); the first build takes a minute or two\n",
+        BINARIES.join(", ")
+    ));
+    let started = std::time::Instant::now();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet"]);
+    for b in BINARIES {
+        build.args(["-p", b]);
+    }
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build");
+    assert!(status.success(), "cargo build of the binaries failed");
+    say(format!(
+        "uptun-e2e: built in {:.0} s\n",
+        started.elapsed().as_secs_f64()
+    ));
 }
 
 /// A running process, killed when dropped. Its stderr goes to a file.

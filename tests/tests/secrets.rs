@@ -27,6 +27,17 @@ async fn without_a_client_token_clients_are_refused_with_the_reason() {
         log.contains("403") && log.contains("accepts no clients") && log.contains("--client-token"),
         "{log}"
     );
+    // A wrong token hears the same: the server has no client token to match.
+    let (code, wrong) = connect_once(&url, "guessed-token").await;
+    assert_eq!(code, Some(2), "{wrong}");
+    assert!(
+        wrong.contains("403") && wrong.contains("accepts no clients"),
+        "{wrong}"
+    );
+    assert!(
+        !wrong.contains("wrong token") && !wrong.contains("guessed-token"),
+        "{wrong}"
+    );
     assert!(
         server
             .log()
@@ -43,7 +54,27 @@ async fn the_agent_token_is_not_a_client_token() {
     let _agent = server.agent(&[format!("tcp={echo}")]).await;
     let (code, log) = connect_once(&server.url(), &server.token).await;
     assert_eq!(code, Some(2), "{log}");
-    assert!(log.contains("401") && log.contains("wrong token"), "{log}");
+    assert!(
+        log.contains("401")
+            && log.contains("this is an agent token")
+            && log.contains("--client-token"),
+        "{log}"
+    );
+    // Any other wrong token hears which token clients present, and neither
+    // message repeats a token.
+    let (code, wrong) = connect_once(&server.url(), "guessed-token").await;
+    assert_eq!(code, Some(2), "{wrong}");
+    assert!(
+        wrong.contains("401")
+            && wrong.contains("wrong token: clients")
+            && wrong.contains("--client-token"),
+        "{wrong}"
+    );
+    for said in [&log, &wrong, &server.proc.log()] {
+        for token in [&server.token, &server.client_token, "guessed-token"] {
+            assert!(!said.contains(token), "{token} in {said}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -22,31 +22,12 @@ Usage: uptun-demo [--listen ADDR] [--check]
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut listen = None;
-    let mut check = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--listen" => listen = Some(args.next().context("--listen needs an address")?),
-            "--check" => check = true,
-            "-h" | "--help" => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            other => anyhow::bail!("unknown argument {other:?}\n\n{HELP}"),
-        }
-    }
-    uptun_cli::init_logging(Default::default());
-
-    let public = match listen {
-        Some(addr) => TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("could not listen on {addr}"))?,
-        None => match TcpListener::bind("127.0.0.1:8080").await {
-            Ok(l) => l,
-            Err(_) => TcpListener::bind("127.0.0.1:0").await?,
-        },
+    let Some((listen, check)) = parse_args()? else {
+        println!("{HELP}");
+        return Ok(());
     };
+    uptun_cli::init_logging(Default::default());
+    let public = bind(listen).await?;
     let addr = public.local_addr()?;
     let token = public_server::generate_token();
     let shutdown = CancellationToken::new();
@@ -80,25 +61,66 @@ async fn main() -> anyhow::Result<()> {
 
     let body = fetch_through_tunnel(addr).await?;
     if check {
-        let bearer = format!("Authorization: Bearer {admin_token}\r\n");
-        let status = get(addr, "/_uptun/status", &bearer).await?;
-        anyhow::ensure!(
-            status.contains("demo-agent"),
-            "the status page does not list the agent: {status}"
-        );
-        println!(
-            "ok: the sample page came through the tunnel at http://{addr}/ ({} bytes); status lists the agent",
-            body.len()
-        );
+        let result = report_check(addr, &admin_token, body.len()).await;
         shutdown.cancel();
         let _ = agent_task.await;
-        return Ok(());
+        return result;
     }
-    print_instructions(addr, [&token, &client_token, &admin_token], sshd);
+    let agent_bin = local_agent_binary()?;
+    let lines = Lines {
+        url: format!("http://{addr}"),
+        agent_bin,
+        page,
+        tokens: [token, client_token, admin_token],
+    };
+    print_instructions(addr, &lines, sshd);
     tokio::signal::ctrl_c().await?;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(3), agent_task).await;
     Ok(())
+}
+
+/// `--check`: the status page lists the agent; says so with the page's size.
+async fn report_check(addr: SocketAddr, admin_token: &str, page_len: usize) -> anyhow::Result<()> {
+    let bearer = format!("Authorization: Bearer {admin_token}\r\n");
+    let status = get(addr, "/_uptun/status", &bearer).await?;
+    anyhow::ensure!(
+        status.contains("demo-agent"),
+        "the status page does not list the agent: {status}"
+    );
+    println!(
+        "ok: the sample page came through the tunnel at http://{addr}/ ({page_len} bytes); status lists the agent"
+    );
+    Ok(())
+}
+
+/// `--listen` and `--check`, or `None` for `--help`.
+fn parse_args() -> anyhow::Result<Option<(Option<String>, bool)>> {
+    let mut listen = None;
+    let mut check = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => listen = Some(args.next().context("--listen needs an address")?),
+            "--check" => check = true,
+            "-h" | "--help" => return Ok(None),
+            other => anyhow::bail!("unknown argument {other:?}\n\n{HELP}"),
+        }
+    }
+    Ok(Some((listen, check)))
+}
+
+/// The public port: `listen`, else 127.0.0.1:8080, else a free port.
+async fn bind(listen: Option<String>) -> anyhow::Result<TcpListener> {
+    Ok(match listen {
+        Some(addr) => TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("could not listen on {addr}"))?,
+        None => match TcpListener::bind("127.0.0.1:8080").await {
+            Ok(l) => l,
+            Err(_) => TcpListener::bind("127.0.0.1:0").await?,
+        },
+    })
 }
 
 /// Waits for the agent to register, then GETs the sample page via the public port.
@@ -136,38 +158,89 @@ async fn get(addr: SocketAddr, path: &str, headers: &str) -> anyhow::Result<Stri
     Ok(raw)
 }
 
-/// `tokens`: agent, client and admin token.
-fn print_instructions(addr: SocketAddr, tokens: [&str; 3], sshd: bool) {
-    let [token, client_token, admin_token] = tokens;
-    let url = format!("http://{addr}");
+/// What the printed lines need beyond the public address.
+struct Lines {
+    url: String,
+    /// `local-agent`, by absolute path when it could be found.
+    agent_bin: String,
+    /// The sample page's own address: a second agent can serve it too.
+    page: SocketAddr,
+    /// Agent, client and admin token.
+    tokens: [String; 3],
+}
+
+/// Every command printed runs as is, from any directory: pasted whole
+/// (explanations are shell comments), with the built `local-agent` named by
+/// its absolute path. `tests/tests/demo.rs` runs them.
+fn print_instructions(addr: SocketAddr, lines: &Lines, sshd: bool) {
+    let Lines {
+        url,
+        agent_bin: agent,
+        page,
+        tokens: [token, client_token, admin_token],
+    } = lines;
+    let (ip, port) = (addr.ip(), addr.port());
     println!(
         "\nuptun demo: one public port, {url}, in front of an agent serving web, tcp{}\n",
         if sshd { " and ssh" } else { "" }
     );
-    println!("  open    {url}/                      the sample page, through the tunnel");
+    println!("  open    {url}/     the sample page, through the tunnel");
     println!("  curl    curl -i {url}/hello");
-    println!(
-        "  tcp     nc {} {}                      (type a line: the echo service sends it back)",
-        addr.ip(),
-        addr.port()
-    );
+    println!("  tcp     nc {ip} {port}    # type a line: the echo service sends it back");
+    println!("          echo hello | {agent} connect --server {url} --token {client_token} tcp    # the same through a client link");
     println!("  status  curl -H 'Authorization: Bearer {admin_token}' {url}/_uptun/status");
     if sshd {
+        println!("  ssh     ssh -p {port} $USER@{ip}    # routed by its SSH- banner");
         println!(
-            "  ssh     ssh -p {} $USER@{}              (routed by its SSH- banner)",
-            addr.port(),
-            addr.ip()
-        );
-        println!(
-            "          ssh -o ProxyCommand='cargo run -q -p local-agent -- connect --server {url} --token {client_token} ssh' $USER@localhost"
+            "          ssh -o ProxyCommand='{agent} connect --server {url} --token {client_token} ssh' $USER@localhost"
         );
     } else {
         println!(
             "  ssh     (no sshd on 127.0.0.1:22; with one, the demo serves it on channel ssh)"
         );
     }
-    println!("\n  another agent:  cargo run -p local-agent -- --server {url} --token {token} --channel web=127.0.0.1:3000");
+    println!(
+        "\n  another agent: a second member of channel web, serving the same page; each new user"
+    );
+    println!("  goes to the member with the fewest open streams (see both in status):");
+    println!(
+        "          {agent} --server {url} --token {token} --channel web={page} --name second-agent"
+    );
     println!("\nPress Ctrl-C to stop.");
+}
+
+/// The `local-agent` the printed lines run. `cargo run -p uptun-demo` builds
+/// only the demo, so when cargo started it, the demo builds `local-agent`
+/// beside itself first (a no-op when it is fresh). Started directly, it takes
+/// the one beside it, or the one on PATH (`cargo install`).
+fn local_agent_binary() -> anyhow::Result<String> {
+    let beside = std::env::current_exe()?.with_file_name("local-agent");
+    if let (Ok(cargo), Ok(dir)) = (std::env::var("CARGO"), std::env::var("CARGO_MANIFEST_DIR")) {
+        eprintln!("demo: building local-agent for the lines below (cargo build -p local-agent)");
+        let mut build = std::process::Command::new(cargo);
+        build
+            .args(["build", "--quiet", "-p", "local-agent"])
+            .current_dir(dir);
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        let status = build
+            .status()
+            .context("could not run cargo to build local-agent")?;
+        anyhow::ensure!(
+            status.success(),
+            "cargo build -p local-agent failed (its output is above)"
+        );
+    }
+    if beside.exists() {
+        return Ok(beside.display().to_string());
+    }
+    eprintln!(
+        "demo: no local-agent beside {}; the lines below expect one on PATH \
+         (cargo install --path crates/local-agent)",
+        beside.display()
+    );
+    Ok("local-agent".into())
 }
 
 async fn serve<F, Fut>(handler: F) -> anyhow::Result<SocketAddr>

@@ -1,9 +1,11 @@
 //! Command-line flags of `local-agent`. Every flag also reads an environment
 //! variable (`UPTUN_SERVER`, `UPTUN_TOKEN`, …).
 
+use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use uptun_cli::{channel_and_value, duration_in, LinkArgs};
 use uptun_protocol::Secret;
 
@@ -24,11 +26,14 @@ Examples:
   local-agent --server http://tunnel.example.com --token s3cret \\
       --channel web=127.0.0.1:8080 --proxy-protocol web=v2
 
-  # Reach the ssh channel from anywhere, through the same port
-  ssh -o ProxyCommand='local-agent connect --server http://tunnel.example.com --token s3cret ssh' me@host
+  # Reach the ssh channel from anywhere, through the same port: clients
+  # present the server's --client-token, not the agent token
+  ssh -o ProxyCommand='local-agent connect --server http://tunnel.example.com --token c1ient ssh' me@host
 
   # Or map it to a local port
-  local-agent forward --server http://tunnel.example.com --token s3cret 127.0.0.1:2222=ssh";
+  local-agent forward --server http://tunnel.example.com --token c1ient 127.0.0.1:2222=ssh
+
+The server URL is plain http://: agents and clients cannot dial https:// yet.";
 
 /// uptun agent and client.
 ///
@@ -36,7 +41,7 @@ Examples:
 /// serves each --channel by dialing its target. `forward` and `connect` are
 /// clients that open streams to a channel.
 #[derive(Debug, Parser)]
-#[command(name = "local-agent", version, after_help = EXAMPLES)]
+#[command(name = "local-agent", version, propagate_version = true, after_help = EXAMPLES)]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,
@@ -108,7 +113,8 @@ pub struct Common {
 pub enum Command {
     /// Listen on local ports; carry each connection to a channel
     #[command(
-        after_help = "Example:\n  local-agent forward --server http://tunnel.example.com --token s3cret \\\n      127.0.0.1:2222=ssh 127.0.0.1:5433=db\n  ssh -p 2222 me@127.0.0.1"
+        display_name = "local-agent",
+        after_help = "Example (the token is one of the server's --client-token):\n  local-agent forward --server http://tunnel.example.com --token c1ient \\\n      127.0.0.1:2222=ssh 127.0.0.1:5433=db\n  ssh -p 2222 me@127.0.0.1"
     )]
     Forward {
         /// LISTEN=CHANNEL, as in 127.0.0.1:2222=ssh (a bare port listens on 127.0.0.1)
@@ -117,7 +123,8 @@ pub enum Command {
     },
     /// Carry stdin/stdout to a channel (for ssh's ProxyCommand)
     #[command(
-        after_help = "Example:\n  ssh -o ProxyCommand='local-agent connect --server http://tunnel.example.com --token s3cret ssh' me@host"
+        display_name = "local-agent",
+        after_help = "Example (the token is one of the server's --client-token):\n  ssh -o ProxyCommand='local-agent connect --server http://tunnel.example.com --token c1ient ssh' me@host"
     )]
     Connect {
         /// The channel to connect to
@@ -136,6 +143,61 @@ fn parse_proxy_protocol(s: &str) -> Result<(String, crate::ProxyProtocol), Strin
         .parse()
         .map_err(|e| format!("{e}, as in --proxy-protocol {name}=v2"))?;
     Ok((name.to_string(), version))
+}
+
+impl Cli {
+    /// `Cli::parse`, plus the checks in [`Cli::try_parse_checked`]; a
+    /// mistake prints clap's error and exits with code 2.
+    pub fn parse_checked() -> Cli {
+        Self::try_parse_checked(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses like `Cli::try_parse_from`, and also refuses an agent flag
+    /// (`--channel`, `--name`, …) written before `forward` or `connect`:
+    /// clap accepts it there, but the clients would silently ignore it. Only
+    /// the command line counts: an environment shared with an agent
+    /// (`UPTUN_CHANNELS`) is fine.
+    pub fn try_parse_checked<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut command = Cli::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        let Some((client, _)) = matches.subcommand() else {
+            return Ok(cli);
+        };
+        let ignored: Vec<String> = command
+            .get_arguments()
+            .filter(|a| !a.is_global_set())
+            .filter(|a| matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
+            .filter_map(|a| a.get_long().map(|long| format!("--{long}")))
+            .collect();
+        if ignored.is_empty() {
+            return Ok(cli);
+        }
+        let flags = ignored.join(", ");
+        let msg = format!(
+            "{flags} configure{s} the agent (local-agent without a subcommand), but `{client}` \
+             is a client and serves no channels: leave {flags} out of this command, and run \
+             the agent as a command of its own",
+            s = if ignored.len() == 1 { "s" } else { "" },
+        );
+        Err(command.error(clap::error::ErrorKind::ArgumentConflict, msg))
+    }
+
+    /// For the agent (no subcommand): what `main` refuses before dialing,
+    /// with the fix: no `--channel`, or a `--proxy-protocol` for a channel
+    /// it does not serve.
+    pub fn check_agent(&self) -> Result<(), String> {
+        if self.channels.is_empty() {
+            return Err(
+                "no --channel given: say what to serve, as in --channel web=127.0.0.1:3000".into(),
+            );
+        }
+        crate::channel::table(&self.channels, &self.proxy_protocol).map(|_| ())
+    }
 }
 
 impl Common {
@@ -175,11 +237,56 @@ mod tests {
             .iter()
             .any(|c| c.contains("--proxy-protocol web=v2")));
         for command in commands {
-            let cli = Cli::try_parse_from(command.split_whitespace())
+            let cli = Cli::try_parse_checked(command.split_whitespace())
                 .unwrap_or_else(|e| panic!("{command}: {e}"));
-            crate::channel::table(&cli.channels, &cli.proxy_protocol)
-                .unwrap_or_else(|e| panic!("{command}: {e}"));
+            if cli.command.is_none() {
+                cli.check_agent()
+                    .unwrap_or_else(|e| panic!("{command}: {e}"));
+            }
         }
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        let base = [
+            "local-agent",
+            "--server",
+            "http://127.0.0.1:1",
+            "--token",
+            "t",
+        ];
+        Cli::try_parse_checked(base.iter().chain(args)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_agent_flag_before_a_client_subcommand_is_refused_with_the_fix() {
+        let err = parse(&["--channel", "web=127.0.0.1:3000", "forward", "2222=ssh"]).unwrap_err();
+        assert!(
+            err.contains("--channel configures the agent")
+                && err.contains("`forward` is a client")
+                && err.contains("leave --channel out"),
+            "{err}"
+        );
+        let err = parse(&["--name", "x", "--links", "2", "connect", "ssh"]).unwrap_err();
+        assert!(err.contains("--name, --links configure the agent"), "{err}");
+        // Flags every command takes may come before the subcommand.
+        let cli = parse(&["--window", "65536", "connect", "ssh"]).unwrap();
+        assert_eq!(cli.common.link.window, 65536);
+        // The agent itself still takes them, defaults do not count.
+        let cli = parse(&["--channel", "web=127.0.0.1:3000", "--links", "2"]).unwrap();
+        assert!(cli.command.is_none() && cli.check_agent().is_ok());
+        let cli = parse(&["forward", "2222=ssh"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Forward { .. })));
+    }
+
+    #[test]
+    fn an_agent_without_channels_or_with_a_stray_proxy_setting_is_told_the_fix() {
+        let err = parse(&[]).unwrap().check_agent().unwrap_err();
+        assert!(err.contains("no --channel given"), "{err}");
+        let err = parse(&["-c", "web=127.0.0.1:1", "--proxy-protocol", "db=v1"])
+            .unwrap()
+            .check_agent()
+            .unwrap_err();
+        assert!(err.contains("add --channel db="), "{err}");
     }
 
     #[test]

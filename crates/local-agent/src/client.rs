@@ -217,6 +217,10 @@ async fn carry(
     }
 }
 
+/// How long `connect` waits in silence for its stream's answer before it
+/// says what it is waiting for: an answer within this is the usual case.
+const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Carries stdin/stdout to `channel` (ssh's ProxyCommand). Returns once both
 /// directions have finished.
 pub async fn connect(config: ClientConfig, channel: &str) -> anyhow::Result<()> {
@@ -225,6 +229,21 @@ pub async fn connect(config: ClientConfig, channel: &str) -> anyhow::Result<()> 
         .open(channel, "stdio")
         .await
         .map_err(|e| anyhow::anyhow!("channel {channel}: {e}"))?;
+    // Waiting for ACCEPT before relaying costs one round trip to the server
+    // (it holds our bytes until the agent's ACCEPT anyway), and lets a wait
+    // for an unserved channel be said instead of sat through in silence.
+    let answered = tokio::select! {
+        answered = stream.accepted() => answered,
+        _ = tokio::time::sleep(QUIET_WAIT) => {
+            info!(
+                %channel,
+                "waiting for an agent of channel {channel:?}: the server waits up to its \
+                 --connect-timeout (10 s unless set) for one to connect and accept"
+            );
+            stream.accepted().await
+        }
+    };
+    answered.map_err(|e| anyhow::anyhow!("channel {channel}: {e}"))?;
     let result = relay(stream, tokio::io::stdin(), tokio::io::stdout()).await;
     // Everything queued (the last bytes, FIN) reaches the server before we exit.
     let _ = link.flush().await;

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use local_agent::{
     connect, forward, init_logging, run_agent, AgentConfig, AgentError, Cli, ClientConfig, Command,
     DialError,
@@ -14,7 +13,7 @@ const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     uptun_cli::tune_allocator();
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     init_logging(cli.common.link.log_format);
     let (server, token) = match cli.common.server_and_token() {
         Ok(pair) => pair,
@@ -30,11 +29,8 @@ fn main() -> ExitCode {
         });
         match cli.command {
             None => {
-                if cli.channels.is_empty() {
-                    return fail(
-                        "no --channel given: say what to serve, as in --channel web=127.0.0.1:3000",
-                        USAGE,
-                    );
+                if let Err(msg) = cli.check_agent() {
+                    return fail(&msg, USAGE);
                 }
                 let mut config = AgentConfig::new(server, token, cli.channels);
                 config.proxy_protocol = cli.proxy_protocol;

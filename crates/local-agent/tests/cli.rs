@@ -34,12 +34,53 @@ fn every_command_has_help_with_an_example() {
 }
 
 #[test]
-fn version_is_printed() {
-    let out = agent(&["--version"]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("local-agent {}", env!("CARGO_PKG_VERSION"))
-    );
+fn version_is_printed_by_every_command() {
+    for cmd in [
+        &["--version"][..],
+        &["forward", "--version"],
+        &["connect", "--version"],
+        &["-V"],
+    ] {
+        let out = agent(cmd);
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("local-agent {}", env!("CARGO_PKG_VERSION")),
+            "{cmd:?}"
+        );
+    }
+}
+
+#[test]
+fn an_agent_flag_before_a_client_command_is_an_error_that_says_what_to_do() {
+    let base = ["--server", "http://127.0.0.1:1", "--token", "t"];
+    for client in [&["forward", "2222=ssh"][..], &["connect", "ssh"]] {
+        let args = [&["--channel", "web=127.0.0.1:3000"][..], &base, client].concat();
+        let out = agent(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("--channel configures the agent")
+                && err.contains(&format!("`{}` is a client", client[0]))
+                && err.contains("leave --channel out"),
+            "{err}"
+        );
+        // Nothing was dialed: the mistake is reported, not a refused link.
+        assert!(!err.contains("could not reach"), "{err}");
+    }
+    // The same channels in the environment are ignored by clients, so one
+    // environment can serve an agent and its clients.
+    let out = Command::new(env!("CARGO_BIN_EXE_local-agent"))
+        .args([&base[..], &["connect", "ssh"]].concat())
+        .env("UPTUN_CHANNELS", "web=127.0.0.1:3000")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("could not reach the server"), "{err}");
 }
 
 #[test]

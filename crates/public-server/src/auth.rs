@@ -178,10 +178,7 @@ impl Tokens {
             ));
         };
         let Some(scope) = self.scope(req.kind, token.expose()) else {
-            return Err(Refusal::new(
-                401,
-                format!("wrong token: use the token the server was started with ({flag} / {env})"),
-            ));
+            return Err(Refusal::new(401, self.wrong_token(req.kind, token)));
         };
         let denied: Vec<String> = req
             .channels
@@ -199,6 +196,26 @@ impl Tokens {
             ));
         }
         Ok(scope)
+    }
+
+    /// Why a token matched nothing, true for this server: an agent's token
+    /// may have been generated (none was given), and a client may hold an
+    /// agent token, which does not open channels. Never names a token.
+    fn wrong_token(&self, kind: PeerKind, presented: &Secret) -> String {
+        match kind {
+            PeerKind::Agent => "wrong token: agents present the server's --agent-token \
+                 (UPTUN_AGENT_TOKEN), or, if it was started without one, the token it \
+                 printed at start"
+                .into(),
+            PeerKind::Client if self.scope(PeerKind::Agent, presented.expose()).is_some() => {
+                "this is an agent token, and it opens no channels: clients (forward, \
+                 connect) present one of the server's --client-token (UPTUN_CLIENT_TOKEN)"
+                    .into()
+            }
+            PeerKind::Client => "wrong token: clients (forward, connect) present one of \
+                 the server's --client-token (UPTUN_CLIENT_TOKEN)"
+                .into(),
+        }
     }
 }
 

@@ -98,6 +98,12 @@ fn an_agent_may_serve_only_its_tokens_channels() {
     let refusal = tokens.authorize(&agent("nope", &["web"])).unwrap_err();
     assert_eq!(refusal.status, 401);
     assert!(refusal.reason.contains("wrong token") && refusal.reason.contains("--agent-token"));
+    // A server given no agent token made one up and printed it.
+    assert!(
+        refusal.reason.contains("printed at start"),
+        "{}",
+        refusal.reason
+    );
 }
 
 #[test]
@@ -122,10 +128,6 @@ fn clients_get_their_scope_and_agent_tokens_are_not_client_tokens() {
     };
     let scope = tokens.authorize(&client(Some("c"))).unwrap();
     assert!(scope.allows("ssh") && !scope.allows("web"));
-    assert_eq!(
-        tokens.authorize(&client(Some("agent"))).unwrap_err().status,
-        401
-    );
     assert_eq!(tokens.authorize(&client(None)).unwrap_err().status, 401);
     assert!(may_not_open("web").contains("channel \"web\""));
 
@@ -133,7 +135,45 @@ fn clients_get_their_scope_and_agent_tokens_are_not_client_tokens() {
         agents: grants(&["agent"]),
         clients: Vec::new(),
     };
-    let refusal = none.authorize(&client(Some("agent"))).unwrap_err();
-    assert_eq!(refusal.status, 403);
-    assert!(refusal.reason.contains("accepts no clients"));
+    // Without client tokens, every client hears that, whatever it holds.
+    for held in [Some("agent"), Some("guess"), None] {
+        let refusal = none.authorize(&client(held)).unwrap_err();
+        assert_eq!(refusal.status, 403);
+        assert!(
+            refusal.reason.contains("accepts no clients"),
+            "{}",
+            refusal.reason
+        );
+        assert!(
+            !refusal.reason.contains("wrong token"),
+            "{}",
+            refusal.reason
+        );
+    }
+}
+
+#[test]
+fn a_client_is_told_the_truth_about_its_token_and_never_the_token() {
+    let tokens = Tokens {
+        agents: grants(&["agent-s3cret"]),
+        clients: grants(&["client-s3cret"]),
+    };
+    let as_agent = tokens.authorize(&client(Some("agent-s3cret"))).unwrap_err();
+    assert_eq!(as_agent.status, 401);
+    assert!(
+        as_agent.reason.contains("this is an agent token")
+            && as_agent.reason.contains("--client-token"),
+        "{}",
+        as_agent.reason
+    );
+    let wrong = tokens.authorize(&client(Some("guess-s3cret"))).unwrap_err();
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong.reason.starts_with("wrong token: clients") && wrong.reason.contains("--client-token"),
+        "{}",
+        wrong.reason
+    );
+    for reason in [&as_agent.reason, &wrong.reason] {
+        assert!(!reason.contains("s3cret"), "{reason}");
+    }
 }

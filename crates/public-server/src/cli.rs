@@ -21,16 +21,17 @@ Examples:
   # On a PaaS (Heroku, Fly, Render): the platform sets PORT
   UPTUN_AGENT_TOKEN=s3cret public-server
 
-  # Then, on the machine behind NAT
-  local-agent --server https://tunnel.example.com --token s3cret \\
+  # Then, on the machine behind NAT. The URL is plain http:// with the port the
+  # server listens on (none behind a PaaS router): agents cannot dial https:// yet
+  local-agent --server http://tunnel.example.com:443 --token s3cret \\
       --channel web=127.0.0.1:3000 --channel ssh=127.0.0.1:22
 
   # Let clients (local-agent forward / connect) in with a token of their own,
   # and turn on status (JSON), metrics (Prometheus) and the dashboard for
   # whoever holds the admin token (a browser logs in with it as the password)
-  public-server --agent-token s3cret --client-token c1ient --admin-token adm1n
-  curl -H \"Authorization: Bearer adm1n\" http://tunnel.example.com/_uptun/status
-  curl -u admin:adm1n http://tunnel.example.com/_uptun/metrics
+  public-server --listen 0.0.0.0:443 --agent-token s3cret --client-token c1ient --admin-token adm1n
+  curl -H \"Authorization: Bearer adm1n\" http://tunnel.example.com:443/_uptun/status
+  curl -u admin:adm1n http://tunnel.example.com:443/_uptun/metrics
 
   # Several tokens, some limited to channels (names, or a prefix ending in *):
   # agents with w3b may serve only web and dev-…; clients with 0ps may open only ssh

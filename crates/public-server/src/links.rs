@@ -179,7 +179,7 @@ async fn client_stream(incoming: IncomingStream, client: SocketAddr, state: Arc<
         Ok(s) => s,
         Err(why) => {
             warn!(%user, %channel, %why, detail = %why.detail(), "client stream refused");
-            incoming.refuse(&why.to_string());
+            incoming.refuse(&why.for_client(state.config().connect_timeout));
             return;
         }
     };

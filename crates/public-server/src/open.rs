@@ -37,6 +37,23 @@ impl TurnedAway {
         }
     }
 
+    /// The REFUSE reason a client (`connect`, `forward`) reads: the
+    /// sentence a user sees, and for a channel nobody served, how long the
+    /// server waited and what to check, since the person at a client can
+    /// usually fix that.
+    pub fn for_client(&self, waited: std::time::Duration) -> String {
+        match self {
+            TurnedAway::NoAgent { channel } => format!(
+                "no agent served channel \"{channel}\" within {:.1} s (the server's \
+                 --connect-timeout): check that an agent runs with --channel {channel}=TARGET, \
+                 that its link is up (it logs \"link up\"), and that its token may serve \
+                 \"{channel}\"",
+                waited.as_secs_f64()
+            ),
+            _ => self.to_string(),
+        }
+    }
+
     /// The detail for the log only: what the agent said.
     pub fn detail(&self) -> &str {
         match self {

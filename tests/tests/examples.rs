@@ -1,0 +1,262 @@
+//! Every example a newcomer copies runs as printed: each `public-server` and
+//! `local-agent` command line in the binaries' `--help` and in the README
+//! (also inside ssh's `ProxyCommand`) parses with the binary's own flags and
+//! passes the checks `main` makes before it starts; none dials `https://`,
+//! which agents cannot do yet; and in `--help`, every agent and client
+//! presents a token that one of the help's server examples accepts.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use clap::CommandFactory;
+use uptun_e2e::procs::bin;
+
+/// One command line: environment assignments, program, arguments.
+#[derive(Debug)]
+struct Example {
+    text: String,
+    env: Vec<(String, String)>,
+    program: String,
+    args: Vec<String>,
+}
+
+/// What a parsed example asks of the server it talks to, or offers.
+#[derive(Default)]
+struct Tokens {
+    servers: Vec<public_server::Tokens>,
+    /// (token, is a client, the example) of every agent and client.
+    presented: Vec<(String, bool, String)>,
+}
+
+fn help(program: &str, args: &[&str]) -> String {
+    let out = Command::new(bin(program)).args(args).output().unwrap();
+    assert!(out.status.success(), "{program} {args:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The lines of `text` that run one of our binaries, or `curl`, with `\`
+/// continuations joined.
+fn examples(text: &str) -> Vec<Example> {
+    let mut logical = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        match line.strip_suffix('\\') {
+            Some(head) => current.push_str(head),
+            None => logical.push(std::mem::take(&mut current) + line),
+        }
+    }
+    logical.iter().filter_map(|l| example(l)).collect()
+}
+
+fn example(line: &str) -> Option<Example> {
+    // A shell prompt goes; a program's own message (`public-server: …`) is
+    // output shown beside a command, not one.
+    let line = line.strip_prefix("$ ").unwrap_or(line);
+    if line.starts_with("public-server:") || line.starts_with("local-agent:") {
+        return None;
+    }
+    let starts = [
+        "public-server",
+        "local-agent",
+        "UPTUN_",
+        "ssh ",
+        "ProxyCommand ",
+        "curl ",
+    ];
+    if !starts.iter().any(|s| line.starts_with(s)) {
+        return None;
+    }
+    let words = shlex::split(line).unwrap_or_else(|| panic!("unbalanced quotes: {line}"));
+    let inner = match words[0].as_str() {
+        "ProxyCommand" => Some(words[1..].join(" ")),
+        "ssh" => words
+            .iter()
+            .find_map(|w| w.strip_prefix("ProxyCommand=").map(str::to_string)),
+        _ => None,
+    };
+    if let Some(inner) = inner {
+        let mut found = example(&inner)?;
+        found.text = line.to_string();
+        return Some(found);
+    }
+    if words[0] == "ssh" {
+        return None; // plain ssh to the public port: nothing of ours to parse
+    }
+    let split = words
+        .iter()
+        .position(|w| !w.contains('='))
+        .unwrap_or(words.len());
+    let env = words[..split]
+        .iter()
+        .map(|w| w.split_once('=').unwrap())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let program = words.get(split)?.clone();
+    Some(Example {
+        text: line.to_string(),
+        env,
+        program,
+        args: words[split + 1..].to_vec(),
+    })
+}
+
+/// The flags an example's environment stands for: the flag whose `env` is
+/// that variable, so a test need not change its own environment.
+fn env_as_flags(command: &clap::Command, e: &Example) -> Vec<String> {
+    let flags: HashMap<String, String> = command
+        .get_arguments()
+        .filter_map(|a| {
+            Some((
+                a.get_env()?.to_str()?.to_string(),
+                a.get_long()?.to_string(),
+            ))
+        })
+        .collect();
+    e.env
+        .iter()
+        .map(|(var, value)| {
+            let flag = flags
+                .get(var)
+                .unwrap_or_else(|| panic!("{var} is no flag's variable: {}", e.text));
+            format!("--{flag}={value}")
+        })
+        .collect()
+}
+
+/// Parses and checks one example as its `main` would; records its tokens.
+fn check(e: &Example, tokens: &mut Tokens) {
+    assert!(
+        !e.text.contains("https://"),
+        "agents cannot dial TLS yet: {}",
+        e.text
+    );
+    match e.program.as_str() {
+        "public-server" => {
+            let mut args = vec!["public-server".to_string()];
+            args.extend(env_as_flags(&public_server::Cli::command(), e));
+            args.extend(e.args.iter().cloned());
+            // A config file named in an example is looked for from the
+            // repository's root, where the examples run from.
+            let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+            for at in 1..args.len() {
+                if args[at - 1] == "--config" && !args[at].starts_with('/') {
+                    args[at] = format!("{root}/{}", args[at]);
+                }
+            }
+            let settings = public_server::Settings::try_parse_from(&args)
+                .unwrap_or_else(|err| panic!("{}:\n{err}", e.text));
+            let resolved = match settings.config_path() {
+                // A file the README only names to show an error message.
+                Some(path) if !path.exists() => return,
+                _ => settings
+                    .resolve()
+                    .unwrap_or_else(|err| panic!("{}:\n{err}", e.text)),
+            };
+            let listen = resolved.listen;
+            assert!(
+                listen.parse::<std::net::SocketAddr>().is_ok(),
+                "{listen}: {}",
+                e.text
+            );
+            tokens.servers.push(resolved.config.tokens);
+        }
+        "local-agent" => {
+            assert!(e.env.is_empty(), "{}", e.text);
+            let args = std::iter::once("local-agent").chain(e.args.iter().map(String::as_str));
+            let cli = local_agent::Cli::try_parse_checked(args)
+                .unwrap_or_else(|err| panic!("{}:\n{err}", e.text));
+            let (_, token) = cli
+                .common
+                .server_and_token()
+                .unwrap_or_else(|err| panic!("{}: {err}", e.text));
+            if cli.command.is_none() {
+                cli.check_agent()
+                    .unwrap_or_else(|err| panic!("{}: {err}", e.text));
+            }
+            let client = cli.command.is_some();
+            tokens
+                .presented
+                .push((token.expose().to_string(), client, e.text.clone()));
+        }
+        "curl" => {}
+        other => panic!(
+            "an example runs {other}, which this test does not know: {}",
+            e.text
+        ),
+    }
+}
+
+#[test]
+fn every_command_line_in_help_parses_and_its_tokens_fit_its_servers() {
+    let mut tokens = Tokens::default();
+    for (program, args, at_least) in [
+        ("public-server", &["--help"][..], 7),
+        ("local-agent", &["--help"], 5),
+        ("local-agent", &["forward", "--help"], 1),
+        ("local-agent", &["connect", "--help"], 1),
+    ] {
+        let text = help(program, args);
+        let examples = examples(&text);
+        assert!(
+            examples.len() >= at_least,
+            "{program} {args:?}: found only {examples:#?} in\n{text}"
+        );
+        for e in &examples {
+            check(e, &mut tokens);
+        }
+    }
+    for (token, client, text) in &tokens.presented {
+        let accepted = tokens.servers.iter().any(|s| {
+            let grants = if *client { &s.clients } else { &s.agents };
+            grants.iter().any(|g| g.token.matches(token))
+        });
+        let kind = if *client {
+            "--client-token"
+        } else {
+            "--agent-token"
+        };
+        assert!(accepted, "no server example has {kind} {token}: {text}");
+    }
+}
+
+#[test]
+fn every_command_line_in_the_readme_parses() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    // Only code blocks: prose may quote a flag without being a command.
+    let code: String = readme
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let examples = examples(&code);
+    let count = |p: &str| examples.iter().filter(|e| e.program == p).count();
+    assert!(
+        count("public-server") >= 3 && count("local-agent") >= 5,
+        "{examples:#?}"
+    );
+    let mut tokens = Tokens::default();
+    for e in &examples {
+        check(e, &mut tokens);
+    }
+}
+
+#[test]
+fn the_extractor_finds_what_a_person_would_copy() {
+    let found = examples(
+        "  UPTUN_AGENT_TOKEN='a;b:web' public-server \\\n      --listen 127.0.0.1:0\n\
+         ssh -o ProxyCommand='local-agent connect --token t ssh' me@host\n\
+         ssh -p 443 me@tunnel.example.com\n\
+         prose that mentions local-agent --help\n",
+    );
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert_eq!(
+        found[0].env,
+        [("UPTUN_AGENT_TOKEN".into(), "a;b:web".into())]
+    );
+    assert_eq!(found[0].args, ["--listen", "127.0.0.1:0"]);
+    assert_eq!(found[1].program, "local-agent");
+    assert_eq!(found[1].args, ["connect", "--token", "t", "ssh"]);
+}
