@@ -4,15 +4,14 @@
 //! its window) forever.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 use uptun_protocol::{RelayError, RelayStats};
+
+use crate::tap::{Observe, Tapped};
 
 /// When bytes last moved, in milliseconds since `start`.
 #[derive(Debug, Clone)]
@@ -47,10 +46,7 @@ impl Activity {
 
     /// Wraps one half of a socket so its reads and writes count as activity.
     pub fn watch<T>(&self, io: T) -> Watched<T> {
-        Watched {
-            io,
-            activity: self.clone(),
-        }
+        Tapped::new(io, self.clone())
     }
 }
 
@@ -71,52 +67,11 @@ pub(crate) async fn bounded_by_idle(
 }
 
 /// A socket half whose traffic is stamped on an [`Activity`].
-#[derive(Debug)]
-pub(crate) struct Watched<T> {
-    io: T,
-    activity: Activity,
-}
+pub(crate) type Watched<T> = Tapped<T, Activity>;
 
-impl<T> Watched<T> {
-    pub fn into_inner(self) -> T {
-        self.io
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.stamp();
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.io).poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.stamp();
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+impl Observe for Activity {
+    fn saw(&mut self, _: usize) {
+        self.stamp();
     }
 }
 

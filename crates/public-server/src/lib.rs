@@ -31,6 +31,7 @@ mod silent;
 mod sni;
 mod state;
 mod status;
+mod tap;
 mod timeouts;
 mod users;
 

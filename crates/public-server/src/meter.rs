@@ -6,15 +6,13 @@
 //! last (under `STEP`) bytes show up when it ends.
 
 use std::ops::Deref;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use uptun_protocol::MuxStream;
 
 use crate::metrics::ChannelStats;
+use crate::tap::{Observe, Tapped};
 
 /// Bytes a tally holds back before adding them to the channel's counter.
 pub(crate) const STEP: u64 = 64 * 1024;
@@ -84,10 +82,7 @@ impl StreamMeter {
     /// Wraps a socket half (or anything that reads or writes) so the bytes
     /// through it are tallied going `way`.
     pub fn count<T>(&self, way: Way, io: T) -> Counted<T> {
-        Counted {
-            io,
-            tally: self.tally(way),
-        }
+        Tapped::new(io, self.tally(way))
     }
 
     /// Bytes that crossed outside a counted wrapper (a banner written, a
@@ -140,54 +135,11 @@ impl Drop for Tally {
 }
 
 /// A reader or writer whose bytes are tallied.
-#[derive(Debug)]
-pub(crate) struct Counted<T> {
-    io: T,
-    tally: Tally,
-}
+pub(crate) type Counted<T> = Tapped<T, Tally>;
 
-impl<T> Counted<T> {
-    /// The wrapped reader or writer; the tally is added to the channel.
-    pub fn into_inner(self) -> T {
-        self.io
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            self.tally.add(n);
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.io).poll_write(cx, data);
-        if let Poll::Ready(Ok(n)) = polled {
-            self.tally.add(n);
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+impl Observe for Tally {
+    fn saw(&mut self, n: usize) {
+        self.add(n);
     }
 }
 
