@@ -150,6 +150,7 @@ pub(crate) async fn decide_from<R: AsyncRead + Unpin>(
     let facts = Facts {
         bytes: &buf,
         http: Some(HttpFacts {
+            method: &head.method,
             path: &head.path,
             host: head.header("host"),
         }),

@@ -31,6 +31,8 @@ pub struct Facts<'a> {
 /// The parts of an HTTP request head that rules look at.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpFacts<'a> {
+    /// `GET`, `POST`, … (no rule matches on it yet; logs and metrics may).
+    pub method: &'a str,
     pub path: &'a str,
     pub host: Option<&'a str>,
 }

@@ -23,6 +23,7 @@ fn the_default_rules_route_as_the_flags_say() {
     let http = Facts {
         bytes: b"GET / HTTP/1.1\r\n\r\n",
         http: Some(HttpFacts {
+            method: "GET",
             path: "/",
             host: None,
         }),
@@ -59,7 +60,11 @@ fn without_a_catch_all_nothing_routes() {
 fn request<'a>(host: Option<&'a str>, path: &'a str) -> Facts<'a> {
     Facts {
         bytes: b"GET",
-        http: Some(HttpFacts { path, host }),
+        http: Some(HttpFacts {
+            method: "GET",
+            path,
+            host,
+        }),
         complete: true,
         ..Facts::default()
     }

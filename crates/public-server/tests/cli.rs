@@ -116,3 +116,34 @@ fn check_config_accepts_the_example_and_names_the_line_of_a_mistake() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
 }
+
+#[test]
+fn the_environment_overrides_the_config_file() {
+    let dir = std::env::temp_dir().join(format!("uptun-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("uptun.toml");
+    // A listen address that cannot be bound here: only the environment's
+    // may win, and then the server starts and says where it listens.
+    std::fs::write(&file, "listen = \"192.0.2.1:1\"\nagent_tokens = [\"t\"]\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_public-server"))
+        .args(["--config", file.to_str().unwrap()])
+        .env("UPTUN_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    // Lines until the listening one, or until the server exits (EOF).
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+        if n == 0 || line.contains("listening") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(line.contains("listening addr=127.0.0.1:"), "{line}");
+}
