@@ -74,6 +74,7 @@ pub struct RouteTable {
     pub http: Option<Spanned<bool>>,
     pub host: Option<Spanned<String>>,
     pub path: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
     pub prefix: Option<Spanned<String>>,
     pub regex: Option<Spanned<String>>,
     pub silent: Option<Spanned<bool>>,

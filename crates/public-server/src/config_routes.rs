@@ -110,6 +110,9 @@ fn matchers(table: &RouteTable, source: &Source<'_>) -> Result<Vec<Matcher>, Con
     if let Some(host) = &table.host {
         matchers.push(Matcher::Host(source.check(host, check_host)?));
     }
+    if let Some(method) = &table.method {
+        matchers.push(Matcher::Method(source.check(method, check_method)?));
+    }
     if let Some(path) = &table.path {
         matchers.push(Matcher::Path(source.check(path, check_path)?));
     }
@@ -152,6 +155,15 @@ fn check_host(host: &String) -> Result<String, String> {
         true => Ok(host.to_ascii_lowercase()),
         false => Err(format!(
             "{host:?} is not a host name: write a name like example.com, or *.example.com for any name under it"
+        )),
+    }
+}
+
+fn check_method(method: &String) -> Result<String, String> {
+    match !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase()) {
+        true => Ok(method.clone()),
+        false => Err(format!(
+            "{method:?} is not an HTTP method: write it in capitals, as GET or POST"
         )),
     }
 }

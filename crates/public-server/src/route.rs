@@ -31,7 +31,7 @@ pub struct Facts<'a> {
 /// The parts of an HTTP request head that rules look at.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpFacts<'a> {
-    /// `GET`, `POST`, … (no rule matches on it yet; logs and metrics may).
+    /// `GET`, `POST`, …
     pub method: &'a str,
     pub path: &'a str,
     pub host: Option<&'a str>,
@@ -56,6 +56,8 @@ pub enum Matcher {
     /// case-insensitively; `*.example.com` matches any name that ends in
     /// `.example.com`.
     Host(String),
+    /// An HTTP request with this method (`POST`), compared exactly.
+    Method(String),
     /// An HTTP request whose path is this prefix, whole segments only:
     /// `/api` matches `/api`, `/api/v1` and `/api?x`, not `/apix`.
     Path(String),
@@ -179,6 +181,7 @@ impl Matcher {
         match self {
             Matcher::Http => known(facts.http.is_some()),
             Matcher::Host(pattern) => host_verdict(pattern, facts),
+            Matcher::Method(method) => known(facts.http.is_some_and(|h| h.method == method)),
             Matcher::Path(prefix) => {
                 known(facts.http.is_some_and(|h| path_matches(prefix, h.path)))
             }

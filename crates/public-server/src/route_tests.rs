@@ -302,3 +302,30 @@ fn a_host_rule_waits_for_a_whole_hello_but_not_past_the_bounds() {
     first.extend(sni_rules());
     assert_eq!(channel(decide(&first, &facts)), "tls");
 }
+
+#[test]
+fn methods_match_exactly() {
+    let rules = vec![
+        Rule::new(
+            Matcher::Method("POST".into()),
+            Action::Channel("writes".into()),
+        ),
+        Rule::new(Matcher::Any, Action::Channel("web".into())),
+    ];
+    let with = |method| Facts {
+        bytes: b"x",
+        http: Some(HttpFacts {
+            method,
+            path: "/",
+            host: None,
+        }),
+        complete: true,
+        ..Facts::default()
+    };
+    assert_eq!(channel(decide(&rules, &with("POST"))), "writes");
+    assert_eq!(channel(decide(&rules, &with("GET"))), "web");
+    assert_eq!(
+        channel(decide(&rules, &raw(b"POST / HTTP/1.1", true))),
+        "web"
+    );
+}

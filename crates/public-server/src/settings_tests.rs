@@ -183,6 +183,11 @@ fn mistakes_name_their_line_and_what_is_wrong() {
             "default routes",
         ),
         ("window = 12\n", 1, "out of range"),
+        (
+            "[[route]]\nmethod = \"post\"\nchannel = \"x\"\n",
+            2,
+            "capitals",
+        ),
         ("agent_tokens = [\"s3cret:bad list\"]\n", 1, "invalid"),
         ("[idle_timeout]\nssh = \"0s\"\n", 2, "out of range"),
     ];
