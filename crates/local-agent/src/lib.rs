@@ -12,12 +12,14 @@ mod client;
 mod dial;
 mod proxy_header;
 mod target;
+mod transport;
 
 pub use agent::{run_agent, AgentConfig, AgentError};
 pub use cli::{Cli, Command, Common};
 pub use client::{connect, forward, ClientConfig, ForwardSpec};
-pub use dial::{DialError, ServerUrl};
+pub use dial::DialError;
 pub use proxy_header::ProxyProtocol;
 pub use target::Target;
+pub use transport::{Scheme, ServerUrl};
 pub use uptun_cli::init_logging;
 pub use uptun_protocol::Secret;

@@ -113,6 +113,9 @@ async fn write_frames<W: AsyncWrite + Unpin>(
         return Ok(());
     }
     headers.clear();
+    if !io.is_write_vectored() {
+        return write_copied(io, frames, headers).await;
+    }
     for f in frames {
         headers.extend_from_slice(&f.header().encode());
     }
@@ -132,4 +135,108 @@ async fn write_frames<W: AsyncWrite + Unpin>(
         IoSlice::advance_slices(&mut remaining, n);
     }
     io.flush().await
+}
+
+/// Bytes copied together before a write when the transport cannot write
+/// vectored: four TLS records' worth.
+const COPY_CHUNK: usize = 64 * 1024;
+
+/// For transports that take one buffer per write (TLS makes a record of
+/// each, WebSocket a message): frames are copied together, in chunks of
+/// at most `COPY_CHUNK` (so the buffer stays that small), rather than each
+/// header and payload sent on its own.
+async fn write_copied<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    frames: &[Frame],
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    for f in frames {
+        buf.extend_from_slice(&f.header().encode());
+        let mut payload = &f.payload[..];
+        while !payload.is_empty() {
+            let take = payload
+                .len()
+                .min(COPY_CHUNK.saturating_sub(buf.len()).max(1));
+            buf.extend_from_slice(&payload[..take]);
+            payload = &payload[take..];
+            if buf.len() >= COPY_CHUNK {
+                io.write_all(buf).await?;
+                buf.clear();
+            }
+        }
+    }
+    if !buf.is_empty() {
+        io.write_all(buf).await?;
+        buf.clear();
+    }
+    io.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::Context;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::frame::FrameType;
+
+    /// A writer that takes one buffer per write, as TLS does, and keeps
+    /// what it was given and the size of each write.
+    #[derive(Default)]
+    struct OneBufferPerWrite {
+        written: Vec<u8>,
+        writes: Vec<usize>,
+    }
+
+    impl AsyncWrite for OneBufferPerWrite {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.written.extend_from_slice(data);
+            self.writes.push(data.len());
+            Poll::Ready(Ok(data.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn without_vectored_writes_frames_go_out_copied_together_in_bounded_chunks() {
+        let payload =
+            |n: usize, seed: u8| Bytes::from((0..n).map(|i| seed ^ i as u8).collect::<Vec<_>>());
+        let frames = vec![
+            Frame::new(FrameType::Ping, 0, Bytes::from_static(b"12345678")),
+            Frame::new(FrameType::Data, 1, payload(16 * 1024, 1)),
+            Frame::new(FrameType::Data, 3, payload(100 * 1024, 2)),
+            Frame::new(FrameType::Data, 5, payload(10, 3)),
+        ];
+        let mut io = OneBufferPerWrite::default();
+        assert!(!io.is_write_vectored());
+        write_frames(&mut io, &frames, &mut Vec::new())
+            .await
+            .unwrap();
+        let mut expected = Vec::new();
+        for f in &frames {
+            expected.extend_from_slice(&f.header().encode());
+            expected.extend_from_slice(&f.payload);
+        }
+        assert_eq!(io.written, expected);
+        // Few writes, none larger than the chunk, not one per frame part.
+        assert!(
+            io.writes.iter().all(|&n| n <= COPY_CHUNK),
+            "{:?}",
+            io.writes
+        );
+        assert_eq!(io.writes.len(), expected.len().div_ceil(COPY_CHUNK));
+    }
 }

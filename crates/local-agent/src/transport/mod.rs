@@ -1,0 +1,109 @@
+//! How an agent or client reaches the public server: the byte stream under a
+//! link. The link's mux only needs something that reads and writes; which
+//! transport carries it (plain TCP today; TLS, WebSocket and HTTP proxies
+//! each in a file of its own beside this one) is decided here, from the
+//! server URL, and nowhere else.
+//!
+//! Plain TCP stays a `TcpStream` to the end, split into owned halves, so the
+//! fastest path pays for no lock or copy; any other transport is boxed and
+//! split with `tokio::io::split`.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+mod tcp;
+mod url;
+
+pub use url::{Scheme, ServerUrl};
+
+/// Anything a link can run on.
+pub(crate) trait Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for T {}
+
+/// The read half of a link's byte stream.
+pub(crate) type LinkRead = Box<dyn AsyncRead + Unpin + Send>;
+/// The write half of a link's byte stream.
+pub(crate) type LinkWrite = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// A connected byte stream to the server.
+pub(crate) enum Stream {
+    /// Plain TCP: split into owned halves, no lock between them.
+    Tcp(TcpStream),
+    /// Any other transport.
+    // Built by the TLS and WebSocket transports (issue 10), next.
+    #[allow(dead_code)]
+    Boxed(Box<dyn Conn>),
+}
+
+impl Stream {
+    /// Splits the stream for the link's reader and writer tasks.
+    pub fn into_halves(self) -> (LinkRead, LinkWrite) {
+        match self {
+            Stream::Tcp(socket) => {
+                let (read, write) = socket.into_split();
+                (Box::new(read), Box::new(write))
+            }
+            Stream::Boxed(conn) => {
+                let (read, write) = tokio::io::split(conn);
+                (Box::new(read), Box::new(write))
+            }
+        }
+    }
+}
+
+/// Connects to the server `url` names, with the transport its scheme asks
+/// for, ready for the link request.
+pub(crate) async fn connect(url: &ServerUrl) -> std::io::Result<Stream> {
+    match url.scheme {
+        Scheme::Http => Ok(Stream::Tcp(tcp::connect(&url.addr).await?)),
+        // `ServerUrl` refuses the schemes this build cannot dial yet.
+        Scheme::Https | Scheme::Ws | Scheme::Wss => Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("{url}: this transport is not built yet"),
+        )),
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Boxed(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, data),
+            Stream::Boxed(s) => Pin::new(s).poll_write(cx, data),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Boxed(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Boxed(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
