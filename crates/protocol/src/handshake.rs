@@ -11,6 +11,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::{Secret, PROTOCOL_VERSION};
 
+pub mod websocket;
+
 /// The longest request or response head we read. Longer is a 431.
 pub const MAX_HEAD: usize = 16 * 1024;
 /// The path links ask for. The server does not require it (routers may
@@ -105,11 +107,11 @@ impl RequestHead {
 
     /// If this request asks to become a link, from which kind of peer.
     /// An ordinary `HEAD` (as `curl -I` sends) is not a link: it lacks the
-    /// upgrade and the uptun User-Agent.
+    /// upgrade and the uptun User-Agent; nor is a browser's WebSocket,
+    /// which lacks the User-Agent.
     pub fn link_kind(&self) -> Option<PeerKind> {
-        let method_ok = self.method == "HEAD" || self.method == "GET";
-        let upgrade = self.has_token("upgrade", "tcp") || self.has_token("upgrade", "websocket");
-        if !method_ok || !upgrade {
+        let tcp = self.has_token("upgrade", "tcp") && (self.method == "HEAD" || self.method == "GET");
+        if !tcp && !(self.is_websocket() && self.method == "GET") {
             return None;
         }
         let ua = self.header("user-agent")?.trim().to_ascii_lowercase();
@@ -168,13 +170,19 @@ pub struct LinkRequest {
 pub struct Refusal {
     pub status: u16,
     pub reason: String,
+    /// Whether an uptun server said it (its answer carries `Uptun-Reason`).
+    /// A router in front that will not pass the upgrade answers without:
+    /// the dialer may then try the WebSocket form.
+    pub from_uptun: bool,
 }
 
 impl Refusal {
+    /// The server's own refusal.
     pub fn new(status: u16, reason: impl Into<String>) -> Refusal {
         Refusal {
             status,
             reason: reason.into(),
+            from_uptun: true,
         }
     }
 
@@ -214,10 +222,16 @@ pub fn status_text(status: u16) -> &'static str {
 }
 
 impl LinkRequest {
-    /// The request head the dialer sends.
+    /// The request head the dialer sends for an `Upgrade: tcp` link.
     pub fn to_http(&self) -> String {
+        self.head("HEAD", "Upgrade: tcp\r\n")
+    }
+
+    /// The head with this method and these upgrade header lines; the rest
+    /// is the same for every form of link.
+    fn head(&self, method: &str, upgrade: &str) -> String {
         let mut out = format!(
-            "HEAD {LINK_PATH} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nUser-Agent: {}{}\r\nUptun-Version: {}\r\nUptun-Window: {}\r\n",
+            "{method} {LINK_PATH} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\n{upgrade}User-Agent: {}{}\r\nUptun-Version: {}\r\nUptun-Window: {}\r\n",
             self.host,
             self.kind.user_agent_prefix(),
             env!("CARGO_PKG_VERSION"),
@@ -247,6 +261,9 @@ impl LinkRequest {
                 .parse::<u32>()
                 .map_err(|_| Refusal::new(400, format!("Uptun-Version {v:?} is not a number")))?,
         };
+        if head.is_websocket() {
+            websocket::check_request(head)?;
+        }
         if version != PROTOCOL_VERSION {
             return Err(Refusal::new(
                 426,
@@ -308,8 +325,13 @@ impl LinkRequest {
 
 /// The server's yes: from here on both sides speak frames.
 pub fn accept_response(window: u32) -> String {
+    accept_with("Upgrade: tcp\r\n", window)
+}
+
+/// A 101 with these upgrade header lines.
+fn accept_with(upgrade: &str, window: u32) -> String {
     format!(
-        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nUptun-Version: {PROTOCOL_VERSION}\r\nUptun-Window: {window}\r\n\r\n"
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n{upgrade}Uptun-Version: {PROTOCOL_VERSION}\r\nUptun-Window: {window}\r\n\r\n"
     )
 }
 
@@ -327,6 +349,16 @@ pub enum LinkAnswer {
 pub async fn read_answer<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
+) -> std::io::Result<LinkAnswer> {
+    read_answer_expecting(io, buf, None).await
+}
+
+/// `read_answer`, where a 101 must also carry `Sec-WebSocket-Accept:
+/// accept` when one is given (the WebSocket form).
+async fn read_answer_expecting<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    accept: Option<&str>,
 ) -> std::io::Result<LinkAnswer> {
     let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
     loop {
@@ -346,6 +378,9 @@ pub async fn read_answer<R: AsyncRead + Unpin>(
                         .find(|h| h.name.eq_ignore_ascii_case(name))
                         .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
                 };
+                if status == 101 && accept.is_some_and(|a| header("sec-websocket-accept").as_deref() != Some(a)) {
+                    return Err(invalid(websocket::BAD_ACCEPT.into()));
+                }
                 let answer = if status == 101 {
                     let window = header("uptun-window")
                         .and_then(|w| w.parse().ok())
@@ -354,6 +389,7 @@ pub async fn read_answer<R: AsyncRead + Unpin>(
                     LinkAnswer::Accepted { window }
                 } else {
                     // The server's words: printed by the agent, so made one line.
+                    let from_uptun = header("uptun-reason").is_some();
                     let reason = header("uptun-reason").map_or_else(
                         || {
                             format!(
@@ -363,7 +399,11 @@ pub async fn read_answer<R: AsyncRead + Unpin>(
                         },
                         |r| crate::text::sanitize(&r),
                     );
-                    LinkAnswer::Refused(Refusal { status, reason })
+                    LinkAnswer::Refused(Refusal {
+                        status,
+                        reason,
+                        from_uptun,
+                    })
                 };
                 bytes::Buf::advance(buf, len);
                 return Ok(answer);

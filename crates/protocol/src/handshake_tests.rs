@@ -180,3 +180,20 @@ async fn answers_are_read_in_tiny_pieces() {
     }
     assert_eq!(&buf[..], b"FRAMES");
 }
+
+#[tokio::test]
+async fn a_routers_answer_is_told_from_the_servers() {
+    let nginx = "HTTP/1.1 400 Bad Request\r\nServer: nginx\r\nContent-Length: 0\r\n\r\n";
+    let mut buf = BytesMut::new();
+    let LinkAnswer::Refused(r) = read_answer(&mut nginx.as_bytes(), &mut buf).await.unwrap() else {
+        panic!("a 400 is a refusal")
+    };
+    assert_eq!((r.status, r.from_uptun), (400, false));
+    assert!(r.reason.contains("is it an uptun public-server?"), "{r:?}");
+    let ours = Refusal::new(400, "missing Uptun-Version header").to_http();
+    let mut buf = BytesMut::new();
+    let LinkAnswer::Refused(r) = read_answer(&mut ours.as_bytes(), &mut buf).await.unwrap() else {
+        panic!("a 400 is a refusal")
+    };
+    assert_eq!((r.status, r.from_uptun), (400, true));
+}

@@ -14,6 +14,7 @@ mod mux;
 mod relay;
 mod secret;
 mod text;
+mod wsio;
 
 pub use codec::FrameCodec;
 pub use error::{ProtocolError, StreamError};
@@ -28,6 +29,8 @@ pub use relay::{
 };
 pub use secret::Secret;
 pub use text::{sanitize, MAX_PEER_TEXT};
+pub use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
+pub use wsio::{ws_config, WsIo, MAX_MESSAGE as MAX_WS_MESSAGE};
 
 /// The version of the protocol spoken by this crate, sent as `Uptun-Version`.
 pub const PROTOCOL_VERSION: u32 = 1;

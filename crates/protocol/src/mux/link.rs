@@ -47,6 +47,8 @@ pub(crate) struct LinkShared {
     rtt_micros: AtomicU64,
     /// Woken whenever a stream is removed (for `drain`).
     streams_changed: tokio::sync::Notify,
+    /// Woken whenever a PONG comes (for `ping`).
+    pongs: tokio::sync::Notify,
     pub started: Instant,
 }
 
@@ -101,6 +103,7 @@ impl LinkShared {
         let now = self.started.elapsed().as_micros() as u64;
         self.rtt_micros
             .store(now.saturating_sub(sent_micros).max(1), Ordering::Relaxed);
+        self.pongs.notify_waiters();
     }
 }
 
@@ -154,6 +157,7 @@ where
         close_reason: Mutex::new(None),
         rtt_micros: AtomicU64::new(0),
         streams_changed: tokio::sync::Notify::new(),
+        pongs: tokio::sync::Notify::new(),
         started: Instant::now(),
     });
 
@@ -289,6 +293,27 @@ impl LinkHandle {
         match self.link.rtt_micros.load(Ordering::Relaxed) {
             0 => None,
             us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    /// Sends a PING now and waits for a PONG (to it, or to an earlier
+    /// one): proof that frames cross the link both ways, e.g. that a router
+    /// in front which answered 101 does not hold what follows. Returns the
+    /// round-trip time; fails once the link closes.
+    pub async fn ping(&self) -> Result<Duration, StreamError> {
+        let link = &self.link;
+        let pong = link.pongs.notified();
+        tokio::pin!(pong);
+        pong.as_mut().enable();
+        let stamp = link.started.elapsed().as_micros() as u64;
+        link.send_ctrl_now(Frame::new(
+            FrameType::Ping,
+            0,
+            bytes::Bytes::copy_from_slice(&stamp.to_be_bytes()),
+        ));
+        tokio::select! {
+            _ = pong => Ok(self.rtt().unwrap_or_default()),
+            _ = link.cancel.cancelled() => Err(link.closed_error()),
         }
     }
 

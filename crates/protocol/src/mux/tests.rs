@@ -223,6 +223,31 @@ async fn ping_measures_rtt() {
     .unwrap();
 }
 
+#[tokio::test(start_paused = true)]
+async fn ping_now_needs_no_timer_and_waits_for_an_answer() {
+    // The periodic PING is 10 s away; `ping` does not wait for it.
+    let ((dialer, _), _acceptor) = pair(small());
+    let rtt = timeout(Duration::from_millis(100), dialer.ping()).await;
+    assert!(rtt.unwrap().is_ok());
+
+    // A peer that reads nothing answers nothing.
+    let (a, _silent) = tokio::io::duplex(64 * 1024);
+    let (ar, aw) = tokio::io::split(a);
+    let config = small();
+    let (link, _) = spawn(ar, aw, BytesMut::new(), Role::Dialer, config, 16 * 1024);
+    assert!(timeout(Duration::from_secs(5), link.ping()).await.is_err());
+    let waiting = tokio::spawn({
+        let link = link.clone();
+        async move { link.ping().await }
+    });
+    tokio::task::yield_now().await;
+    link.close("test");
+    assert!(matches!(
+        waiting.await.unwrap(),
+        Err(StreamError::LinkClosed(_))
+    ));
+}
+
 #[tokio::test]
 async fn dropping_a_stream_resets_it_on_the_peer() {
     let ((dialer, _), (_, mut incoming)) = pair(small());
