@@ -39,6 +39,33 @@ pub async fn start(upstream: SocketAddr) -> Option<Nginx> {
     .await
 }
 
+/// Like [`start`], but nginx passes only WebSocket upgrades, as some
+/// platform routers and CDNs do: any other `Upgrade` (`tcp`) gets a plain
+/// 400 from nginx itself; requests without one pass as usual.
+pub async fn start_websocket_only(upstream: SocketAddr) -> Option<Nginx> {
+    launch(|port, _| {
+        format!(
+            r#"
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    map $http_upgrade $upgrade_refused {{ default 1; '' 0; ~*^websocket$ 0; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            if ($upgrade_refused) {{ return 400; }}
+            proxy_pass http://{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_buffering off;
+            proxy_read_timeout 300s;
+        }}
+    }}"#
+        )
+    })
+    .await
+}
+
 /// The body every request to [`start_proxy_protocol`]'s nginx gets.
 pub const PROXY_BODY: &str = "hello from behind a PROXY header\n";
 

@@ -8,13 +8,15 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uptun_protocol::handshake::{PeerKind, Refusal};
-use uptun_protocol::{spawn_link, Incoming, IncomingStream, LinkHandle, Role, Secret};
+use uptun_protocol::{Incoming, IncomingStream, LinkHandle, Secret};
 
 use crate::backoff::Backoff;
 use crate::channel::ChannelConfig;
-use crate::dial::{dial, DialError, LinkParams, ServerUrl};
+use crate::dial::{DialError, LinkParams, ServerUrl};
+use crate::opener::{open, Opened};
 use crate::proxy_header::ProxyProtocol;
 use crate::target::Target;
+use crate::transport::{Choice, TransportMode};
 
 /// Channel name → what serving it means.
 type Channels = Arc<HashMap<String, ChannelConfig>>;
@@ -42,6 +44,8 @@ pub struct AgentConfig {
     /// Once `shutdown` is cancelled, how long open streams get to finish
     /// before the links close under them.
     pub grace: Duration,
+    /// How links travel (`--transport`).
+    pub transport: TransportMode,
 }
 
 impl AgentConfig {
@@ -61,6 +65,7 @@ impl AgentConfig {
             backoff: (Duration::from_millis(500), Duration::from_secs(30)),
             links: 1,
             grace: uptun_cli::DEFAULT_GRACE,
+            transport: TransportMode::Auto,
         }
     }
 }
@@ -85,12 +90,21 @@ pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Resu
         crate::channel::table(&config.channels, &config.proxy_protocol)
             .map_err(AgentError::Config)?,
     );
+    // What one link learns about the router in front, the others use.
+    let choice =
+        Arc::new(Choice::new(config.transport, config.server.scheme).map_err(AgentError::Config)?);
     let config = Arc::new(config);
     // A refusal ends every link: the next attempt would be refused the same way.
     let stop = shutdown.child_token();
     let mut links = tokio::task::JoinSet::new();
     for _ in 0..config.links.max(1) {
-        links.spawn(keep_link(config.clone(), targets.clone(), stop.clone()));
+        let choice = choice.clone();
+        links.spawn(keep_link(
+            config.clone(),
+            targets.clone(),
+            choice,
+            stop.clone(),
+        ));
     }
     let mut outcome = Ok(());
     while let Some(done) = links.join_next().await {
@@ -112,6 +126,7 @@ pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Resu
 async fn keep_link(
     config: Arc<AgentConfig>,
     targets: Channels,
+    choice: Arc<Choice>,
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
     let names: Vec<String> = config.channels.iter().map(|(n, _)| n.clone()).collect();
@@ -126,14 +141,14 @@ async fn keep_link(
             name: config.name.clone(),
         };
         let attempt = tokio::select! {
-            r = dial(params) => r,
+            r = open(params, &config.mux, &choice) => r,
             _ = shutdown.cancelled() => break,
         };
         match attempt {
-            Ok(dialed) => {
+            Ok(opened) => {
                 backoff.reset();
-                info!(server = %config.server, channels = %names.join(","), "link up: serving channels");
-                let reason = serve_link(dialed, &config, targets.clone(), &shutdown).await;
+                info!(server = %config.server, transport = %opened.upgrade, channels = %names.join(","), "link up: serving channels");
+                let reason = serve_link(opened, &config, targets.clone(), &shutdown).await;
                 if shutdown.is_cancelled() {
                     break;
                 }
@@ -159,19 +174,14 @@ async fn keep_link(
 
 /// Serves one link until it closes; returns why it closed.
 async fn serve_link(
-    dialed: crate::dial::Dialed,
+    opened: Opened,
     config: &AgentConfig,
     targets: Channels,
     shutdown: &CancellationToken,
 ) -> String {
-    let (link, mut incoming) = spawn_link(
-        dialed.read,
-        dialed.write,
-        dialed.leftover,
-        Role::Dialer,
-        config.mux.clone(),
-        dialed.peer_window,
-    );
+    let Opened {
+        link, mut incoming, ..
+    } = opened;
     let asked_to_stop = loop {
         tokio::select! {
             next = incoming.next() => match next {

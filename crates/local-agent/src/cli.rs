@@ -11,6 +11,7 @@ use uptun_protocol::Secret;
 
 use crate::client::ForwardSpec;
 use crate::dial::ServerUrl;
+use crate::transport::TransportMode;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -25,6 +26,11 @@ Examples:
   # Tell a web server the user's real address: nginx with `listen 8080 proxy_protocol;`
   local-agent --server http://tunnel.example.com --token s3cret \\
       --channel web=127.0.0.1:8080 --proxy-protocol web=v2
+
+  # Behind a router or CDN that passes only WebSocket upgrades: the default
+  # --transport auto finds out by itself; ws:// goes straight to WebSocket
+  local-agent --server ws://tunnel.example.com --token s3cret \\
+      --channel web=127.0.0.1:3000
 
   # Reach the ssh channel from anywhere, through the same port: clients
   # present the server's --client-token, not the agent token
@@ -80,7 +86,7 @@ pub struct Cli {
 /// Flags every command takes.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// The public server, as http://HOST[:PORT]
+    /// The public server, as http://HOST[:PORT] (or ws://HOST[:PORT] for WebSocket links)
     #[arg(
         long,
         short = 's',
@@ -104,6 +110,18 @@ pub struct Common {
     #[arg(long, env = "UPTUN_GRACE", global = true, default_value = "10s", value_name = "DURATION",
           value_parser = uptun_cli::grace_in_range())]
     pub grace: Duration,
+
+    /// How links travel: auto (Upgrade: tcp, falling back to WebSocket when a
+    /// router in front refuses it or holds the link), tcp, or websocket;
+    /// ws:// and wss:// server URLs mean websocket
+    #[arg(
+        long,
+        env = "UPTUN_TRANSPORT",
+        global = true,
+        default_value = "auto",
+        value_name = "TRANSPORT"
+    )]
+    pub transport: TransportMode,
 
     #[command(flatten)]
     pub link: LinkArgs,
@@ -209,6 +227,7 @@ impl Common {
         let token = self.token.clone().ok_or(
             "--token is required (or set UPTUN_TOKEN): the public server printed it at start",
         )?;
+        crate::transport::Choice::new(self.transport, server.scheme)?;
         Ok((server, token))
     }
 }
@@ -307,6 +326,7 @@ mod tests {
             token,
             mux: Default::default(),
             grace: uptun_cli::DEFAULT_GRACE,
+            transport: cli.common.transport,
         };
         for shown in [
             format!("{cli:?}"),

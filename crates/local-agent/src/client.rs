@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 use uptun_protocol::handshake::PeerKind;
-use uptun_protocol::{abort_tcp, relay, relay_tcp, spawn_link, LinkHandle, Role, Secret};
+use uptun_protocol::{abort_tcp, relay, relay_tcp, LinkHandle, Secret};
 
-use crate::dial::{dial, DialError, LinkParams, ServerUrl};
+use crate::dial::{DialError, LinkParams, ServerUrl};
+use crate::transport::{Choice, TransportMode};
 
 /// How a client reaches the server. `{:?}` shows the token as `***`.
 #[derive(Debug, Clone)]
@@ -22,6 +23,15 @@ pub struct ClientConfig {
     pub mux: uptun_protocol::Config,
     /// Once asked to stop, how long open connections get to finish.
     pub grace: Duration,
+    /// How links travel (`--transport`).
+    pub transport: TransportMode,
+}
+
+impl ClientConfig {
+    /// The transport choice for this config's server, or what contradicts.
+    fn choice(&self) -> anyhow::Result<Choice> {
+        Choice::new(self.transport, self.server.scheme).map_err(anyhow::Error::msg)
+    }
 }
 
 /// `LISTEN=CHANNEL`: accept on LISTEN, carry each connection to CHANNEL.
@@ -56,6 +66,7 @@ impl std::str::FromStr for ForwardSpec {
 struct SharedLink {
     config: ClientConfig,
     current: Mutex<Option<LinkHandle>>,
+    choice: Choice,
 }
 
 impl SharedLink {
@@ -64,33 +75,24 @@ impl SharedLink {
         if let Some(link) = current.as_ref().filter(|l| !l.is_closed()) {
             return Ok(link.clone());
         }
-        let link = open_link(&self.config).await?;
+        let link = open_link(&self.config, &self.choice).await?;
         *current = Some(link.clone());
         Ok(link)
     }
 }
 
-async fn open_link(config: &ClientConfig) -> Result<LinkHandle, DialError> {
-    let dialed = dial(LinkParams {
+async fn open_link(config: &ClientConfig, choice: &Choice) -> Result<LinkHandle, DialError> {
+    let mut mux = config.mux.clone();
+    mux.accept_incoming = false;
+    let params = LinkParams {
         url: &config.server,
         token: &config.token,
         kind: PeerKind::Client,
         channels: Vec::new(),
         window: config.mux.window,
         name: None,
-    })
-    .await?;
-    let mut mux = config.mux.clone();
-    mux.accept_incoming = false;
-    let (link, _incoming) = spawn_link(
-        dialed.read,
-        dialed.write,
-        dialed.leftover,
-        Role::Dialer,
-        mux,
-        dialed.peer_window,
-    );
-    Ok(link)
+    };
+    Ok(crate::opener::open(params, &mux, choice).await?.link)
 }
 
 /// Listens on every spec's address and carries each accepted connection to
@@ -105,6 +107,7 @@ pub async fn forward(
     use anyhow::Context;
     let grace = config.grace;
     let shared = Arc::new(SharedLink {
+        choice: config.choice()?,
         config,
         current: Mutex::new(None),
     });
@@ -224,7 +227,7 @@ const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Carries stdin/stdout to `channel` (ssh's ProxyCommand). Returns once both
 /// directions have finished.
 pub async fn connect(config: ClientConfig, channel: &str) -> anyhow::Result<()> {
-    let link = open_link(&config).await?;
+    let link = open_link(&config, &config.choice()?).await?;
     let stream = link
         .open(channel, "stdio")
         .await

@@ -1,15 +1,17 @@
-//! Dialing the public server: TCP connect, the upgrade request, and the
-//! server's answer.
+//! Dialing the public server: TCP connect, the upgrade request (in the
+//! `Upgrade: tcp` or the WebSocket form), and the server's answer.
 
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use uptun_protocol::handshake::{read_answer, LinkAnswer, LinkRequest, PeerKind, Refusal};
+use uptun_protocol::handshake::{
+    read_answer, websocket, LinkAnswer, LinkRequest, PeerKind, Refusal,
+};
 use uptun_protocol::{Secret, PROTOCOL_VERSION};
 
 pub use crate::transport::ServerUrl;
-use crate::transport::{self, LinkRead, LinkWrite};
+use crate::transport::{self, LinkRead, LinkWrite, Upgrade};
 
 /// Why a link could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +21,27 @@ pub enum DialError {
     Refused(Refusal),
     #[error("could not reach the server at {url}: {err}")]
     Unreachable { url: String, err: std::io::Error },
+    /// Connected, but the link request got no proper answer: the server
+    /// (or a router in front) closed, timed out or answered nonsense.
+    #[error("the link request to {url} got no answer: {err}")]
+    NoAnswer { url: String, err: std::io::Error },
 }
 
 impl DialError {
     /// Refusals a person must fix (token, version, bad request): no retry.
     pub fn is_fatal(&self) -> bool {
         matches!(self, DialError::Refused(r) if (400..500).contains(&r.status) && r.status != 408 && r.status != 429)
+    }
+
+    /// Whether something in front of the server stopped the link request
+    /// rather than the server refusing it: an answer without
+    /// `Uptun-Reason`, or none at all. The other form may get through.
+    pub(crate) fn router_in_the_way(&self) -> bool {
+        match self {
+            DialError::Refused(r) => !r.from_uptun,
+            DialError::NoAnswer { .. } => true,
+            DialError::Unreachable { .. } => false,
+        }
     }
 }
 
@@ -48,54 +65,88 @@ pub(crate) struct LinkParams<'a> {
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
-pub(crate) async fn dial(p: LinkParams<'_>) -> Result<Dialed, DialError> {
-    let unreachable = |err| DialError::Unreachable {
-        url: p.url.to_string(),
-        err,
+/// Dials once, sending the link request in the form `upgrade`. Connecting
+/// and the handshake share one deadline.
+pub(crate) async fn dial(p: &LinkParams<'_>, upgrade: Upgrade) -> Result<Dialed, DialError> {
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    let timed_out = || {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "no answer to the link request within {} s",
+                HANDSHAKE_TIMEOUT.as_secs()
+            ),
+        )
     };
-    let attempt = async {
-        let mut socket = transport::connect(p.url).await.map_err(unreachable)?;
-        let request = LinkRequest {
-            kind: p.kind,
-            host: p.url.host.clone(),
-            token: Some(p.token.clone()),
-            version: PROTOCOL_VERSION,
-            channels: p.channels,
-            window: p.window,
-            name: p.name,
-        };
-        // Debug shows the token as ***.
-        tracing::trace!(?request, "sending the link request");
-        socket
-            .write_all(request.to_http().as_bytes())
-            .await
-            .map_err(unreachable)?;
-        let mut leftover = BytesMut::with_capacity(4096);
-        match read_answer(&mut socket, &mut leftover)
-            .await
-            .map_err(unreachable)?
-        {
-            LinkAnswer::Accepted { window } => {
-                let (read, write) = socket.into_halves();
-                Ok(Dialed {
-                    read,
-                    write,
-                    leftover,
-                    peer_window: window,
-                })
-            }
-            LinkAnswer::Refused(refusal) => Err(DialError::Refused(refusal)),
+    let socket = match tokio::time::timeout_at(deadline, transport::connect(p.url)).await {
+        Ok(Ok(socket)) => socket,
+        Ok(Err(err)) => return Err(p.unreachable(err)),
+        Err(_) => return Err(p.unreachable(timed_out())),
+    };
+    match tokio::time::timeout_at(deadline, handshake(p, socket, upgrade)).await {
+        Ok(dialed) => dialed,
+        Err(_) => Err(p.no_answer(timed_out())),
+    }
+}
+
+impl LinkParams<'_> {
+    fn unreachable(&self, err: std::io::Error) -> DialError {
+        DialError::Unreachable {
+            url: self.url.to_string(),
+            err,
         }
+    }
+
+    fn no_answer(&self, err: std::io::Error) -> DialError {
+        DialError::NoAnswer {
+            url: self.url.to_string(),
+            err,
+        }
+    }
+}
+
+/// Sends the link request on a connected `socket` and reads the answer.
+async fn handshake(
+    p: &LinkParams<'_>,
+    mut socket: transport::Stream,
+    upgrade: Upgrade,
+) -> Result<Dialed, DialError> {
+    let request = LinkRequest {
+        kind: p.kind,
+        host: p.url.host.clone(),
+        token: Some(p.token.clone()),
+        version: PROTOCOL_VERSION,
+        channels: p.channels.clone(),
+        window: p.window,
+        name: p.name.clone(),
     };
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt)
-        .await
-        .unwrap_or_else(|_| {
-            Err(unreachable(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!(
-                    "no answer to the link request within {} s",
-                    HANDSHAKE_TIMEOUT.as_secs()
-                ),
-            )))
-        })
+    // Debug shows the token as ***.
+    tracing::trace!(?request, %upgrade, "sending the link request");
+    let key = websocket::new_key();
+    let head = match upgrade {
+        Upgrade::Tcp => request.to_http(),
+        Upgrade::WebSocket => request.to_websocket_http(&key),
+    };
+    let no_answer = |err| p.no_answer(err);
+    socket.write_all(head.as_bytes()).await.map_err(no_answer)?;
+    let mut leftover = BytesMut::with_capacity(4096);
+    let answer = match upgrade {
+        Upgrade::Tcp => read_answer(&mut socket, &mut leftover).await,
+        Upgrade::WebSocket => websocket::read_answer(&mut socket, &mut leftover, &key).await,
+    };
+    let window = match answer.map_err(no_answer)? {
+        LinkAnswer::Accepted { window } => window,
+        LinkAnswer::Refused(refusal) => return Err(DialError::Refused(refusal)),
+    };
+    if upgrade == Upgrade::WebSocket {
+        // The server's first frames are inside its first messages.
+        socket = transport::websocket::wrap(socket, leftover.split()).await;
+    }
+    let (read, write) = socket.into_halves();
+    Ok(Dialed {
+        read,
+        write,
+        leftover,
+        peer_window: window,
+    })
 }

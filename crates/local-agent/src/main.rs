@@ -39,6 +39,7 @@ fn main() -> ExitCode {
                 config.links = cli.links.into();
                 config.mux = cli.common.link.mux();
                 config.grace = cli.common.grace;
+                config.transport = cli.common.transport;
                 match run_agent(config, shutdown).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(AgentError::Refused(r)) => fail(
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
                     token,
                     mux: cli.common.link.mux(),
                     grace: cli.common.grace,
+                    transport: cli.common.transport,
                 };
                 report(forward(config, forwards, shutdown).await)
             }
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
                     token,
                     mux: cli.common.link.mux(),
                     grace: cli.common.grace,
+                    transport: cli.common.transport,
                 };
                 // Asked to stop, the session gets the grace to end by itself.
                 let grace = config.grace;

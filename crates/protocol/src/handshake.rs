@@ -110,7 +110,8 @@ impl RequestHead {
     /// upgrade and the uptun User-Agent; nor is a browser's WebSocket,
     /// which lacks the User-Agent.
     pub fn link_kind(&self) -> Option<PeerKind> {
-        let tcp = self.has_token("upgrade", "tcp") && (self.method == "HEAD" || self.method == "GET");
+        let tcp =
+            self.has_token("upgrade", "tcp") && (self.method == "HEAD" || self.method == "GET");
         if !tcp && !(self.is_websocket() && self.method == "GET") {
             return None;
         }
@@ -378,7 +379,9 @@ async fn read_answer_expecting<R: AsyncRead + Unpin>(
                         .find(|h| h.name.eq_ignore_ascii_case(name))
                         .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
                 };
-                if status == 101 && accept.is_some_and(|a| header("sec-websocket-accept").as_deref() != Some(a)) {
+                if status == 101
+                    && accept.is_some_and(|a| header("sec-websocket-accept").as_deref() != Some(a))
+                {
                     return Err(invalid(websocket::BAD_ACCEPT.into()));
                 }
                 let answer = if status == 101 {

@@ -94,10 +94,9 @@ fn io_error(err: WsError) -> std::io::Error {
             ErrorKind::InvalidData,
             format!("WebSocket message too large ({why}); at most {MAX_MESSAGE} bytes"),
         ),
-        WsError::ConnectionClosed | WsError::AlreadyClosed => Error::new(
-            ErrorKind::BrokenPipe,
-            "the WebSocket connection is closed",
-        ),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+            Error::new(ErrorKind::BrokenPipe, "the WebSocket connection is closed")
+        }
         other => Error::new(ErrorKind::InvalidData, format!("WebSocket: {other}")),
     }
 }

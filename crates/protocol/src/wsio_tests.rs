@@ -55,7 +55,11 @@ async fn message_boundaries_mean_nothing_and_close_is_eof() {
     let data = pattern(200 * 1024);
     // Uneven pieces, an empty message and a pong in between.
     let mut sent = 0;
-    for (i, size) in [1usize, 0, 9, 70_000, 3, 100_000].iter().cycle().enumerate() {
+    for (i, size) in [1usize, 0, 9, 70_000, 3, 100_000]
+        .iter()
+        .cycle()
+        .enumerate()
+    {
         let end = (sent + size).min(data.len());
         let piece = Bytes::copy_from_slice(&data[sent..end]);
         peer.feed(Message::Binary(piece)).await.unwrap();
@@ -157,8 +161,16 @@ async fn a_link_runs_over_websockets_with_every_byte_in_order() {
     let window = config.window;
     let (cr, cw) = tokio::io::split(client);
     let (sr, sw) = tokio::io::split(server);
-    let (dialer, _) = spawn(cr, cw, BytesMut::new(), MuxRole::Dialer, config.clone(), window);
-    let (_acceptor, mut incoming) = spawn(sr, sw, BytesMut::new(), MuxRole::Acceptor, config, window);
+    let (dialer, _) = spawn(
+        cr,
+        cw,
+        BytesMut::new(),
+        MuxRole::Dialer,
+        config.clone(),
+        window,
+    );
+    let (_acceptor, mut incoming) =
+        spawn(sr, sw, BytesMut::new(), MuxRole::Acceptor, config, window);
     let up = pattern(3 << 20);
     let stream = std::sync::Arc::new(dialer.open("web", "test").await.unwrap());
     let echo = tokio::spawn(async move {

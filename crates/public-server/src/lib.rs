@@ -34,6 +34,7 @@ mod status;
 mod tap;
 mod timeouts;
 mod users;
+mod ws_link;
 
 pub use auth::{Channels, Grant, Tokens};
 pub use cli::{generate_token, init_logging, Cli, LogFormat};

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tracing::{info, warn};
 use uptun_protocol::handshake::{accept_response, LinkRequest, PeerKind, Refusal, RequestHead};
 use uptun_protocol::{
-    bridge_counted, spawn_link, Incoming, IncomingStream, LinkHandle, Role, StreamError,
+    bridge_counted, spawn_link, Config, Incoming, IncomingStream, LinkHandle, Role, StreamError,
 };
 
 use crate::auth::{self, Channels};
@@ -21,7 +21,7 @@ use crate::route::Destination;
 use crate::state::State;
 
 pub(crate) async fn serve(
-    mut socket: TcpStream,
+    socket: TcpStream,
     peer: SocketAddr,
     kind: PeerKind,
     head: RequestHead,
@@ -53,25 +53,48 @@ pub(crate) async fn serve(
             return refuse(socket, peer, kind, refusal, &state).await;
         }
     };
-    if let Err(err) = socket
-        .write_all(accept_response(state.config().mux.window).as_bytes())
-        .await
-    {
-        warn!(%err, "link lost during the handshake");
-        return;
-    }
-    state.metrics.link_up(kind);
     // Bytes past the request head are the peer's first frames.
     let _ = buf.split_to(head.len);
-    let (read, write) = socket.into_split();
     let mut mux = state.config().mux.clone();
     mux.accept_incoming = kind == PeerKind::Client;
-    let (link, incoming) = spawn_link(read, write, buf, Role::Acceptor, mux, req.window);
+    let started = match head.is_websocket() {
+        true => crate::ws_link::start(socket, &head, buf, mux, req.window).await,
+        false => start(socket, buf, mux, req.window).await,
+    };
+    let (link, incoming) = match started {
+        Ok(started) => started,
+        Err(err) => {
+            warn!(%err, "link lost during the handshake");
+            return;
+        }
+    };
+    state.metrics.link_up(kind);
     let name = req.name.clone().unwrap_or_else(|| peer.to_string());
     match kind {
         PeerKind::Agent => serve_agent(link, req, name, peer, &state).await,
         PeerKind::Client => serve_client(link, incoming, name, peer, scope, state).await,
     }
+}
+
+/// Answers 101 and starts the link in the `Upgrade: tcp` form.
+async fn start(
+    mut socket: TcpStream,
+    leftover: BytesMut,
+    mux: Config,
+    peer_window: u32,
+) -> std::io::Result<(LinkHandle, Incoming)> {
+    socket
+        .write_all(accept_response(mux.window).as_bytes())
+        .await?;
+    let (read, write) = socket.into_split();
+    Ok(spawn_link(
+        read,
+        write,
+        leftover,
+        Role::Acceptor,
+        mux,
+        peer_window,
+    ))
 }
 
 /// Answers a refused handshake. Token failures (401, 403) are counted per

@@ -34,9 +34,9 @@ impl Scheme {
     /// Whether this build can dial it yet, and what to do if not.
     fn supported(self) -> Result<(), &'static str> {
         match self {
-            Scheme::Http => Ok(()),
-            Scheme::Https | Scheme::Wss => Err("TLS links are not supported yet; use http:// (or put the server behind a router that terminates TLS and dial its plain port)"),
-            Scheme::Ws => Err("WebSocket links are not supported yet; use http://"),
+            Scheme::Http | Scheme::Ws => Ok(()),
+            Scheme::Https => Err("TLS links are not supported yet; use http:// (or put the server behind a router that terminates TLS and dial its plain port)"),
+            Scheme::Wss => Err("TLS links (wss://) are not supported yet; use ws://, or http:// (WebSocket is tried by itself when Upgrade: tcp is refused)"),
         }
     }
 }
