@@ -175,10 +175,9 @@ async fn websocket_echo() -> SocketAddr {
                     return;
                 };
                 while let Some(Ok(message)) = ws.next().await {
-                    if message.is_text() || message.is_binary() {
-                        if ws.send(message).await.is_err() {
-                            return;
-                        }
+                    let echoed = message.is_text() || message.is_binary();
+                    if echoed && ws.send(message).await.is_err() {
+                        return;
                     }
                 }
             });
@@ -217,4 +216,51 @@ async fn a_browser_websocket_is_a_web_user_of_its_channel() {
         ws.close(None).await.unwrap();
     })
     .await;
+}
+
+/// Sends a hand-written WebSocket link request; returns the answer's head.
+async fn raw_websocket_request(addr: SocketAddr, token: &str, version: &str) -> String {
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /_uptun/link HTTP/1.1\r\nHost: tunnel\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: {version}\r\n\
+         User-Agent: uptun-agent/9.9\r\nAuthorization: Bearer {token}\r\nUptun-Version: 1\r\n\
+         Uptun-Channels: web\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    bounded("the answer's head", async {
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            if socket.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_answers_a_hand_written_websocket_link_request_by_the_rfc() {
+    let server = Server::start(&[]).await;
+    // The key and its accept value are the example of RFC 6455 section 1.3.
+    let head = raw_websocket_request(server.addr, &server.token, "13").await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    for line in [
+        "Upgrade: websocket",
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+        "Uptun-Window: ",
+    ] {
+        assert!(head.contains(line), "{line:?} missing: {head}");
+    }
+    let head = raw_websocket_request(server.addr, &server.token, "8").await;
+    assert!(head.starts_with("HTTP/1.1 426 "), "{head}");
+    assert!(
+        head.contains("Uptun-Reason: Sec-WebSocket-Version"),
+        "{head}"
+    );
+    let head = raw_websocket_request(server.addr, "wrong", "13").await;
+    assert!(head.starts_with("HTTP/1.1 401 "), "{head}");
 }

@@ -110,9 +110,14 @@ impl RequestHead {
     /// upgrade and the uptun User-Agent; nor is a browser's WebSocket,
     /// which lacks the User-Agent.
     pub fn link_kind(&self) -> Option<PeerKind> {
-        let tcp =
-            self.has_token("upgrade", "tcp") && (self.method == "HEAD" || self.method == "GET");
-        if !tcp && !(self.is_websocket() && self.method == "GET") {
+        // The WebSocket form is a GET (RFC 6455 section 4.1); a HEAD is
+        // only ever the tcp form.
+        let upgrade = match self.method.as_str() {
+            "HEAD" => self.has_token("upgrade", "tcp"),
+            "GET" => self.has_token("upgrade", "tcp") || self.is_websocket(),
+            _ => false,
+        };
+        if !upgrade {
             return None;
         }
         let ua = self.header("user-agent")?.trim().to_ascii_lowercase();

@@ -130,3 +130,27 @@ async fn a_split_start_waits_for_its_fourth_byte() {
         v => panic!("{v:?}"),
     }
 }
+
+#[tokio::test]
+async fn websocket_links_are_links_and_browser_websockets_are_web_users() {
+    let link = b"GET /_uptun/link HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nUser-Agent: uptun-agent/0.1.0\r\nUptun-Version: 1\r\nUptun-Channels: web\r\n\r\n";
+    match run(link).await {
+        Visitor::Link { kind, head, .. } => {
+            assert_eq!(kind, PeerKind::Agent);
+            assert!(head.is_websocket());
+        }
+        v => panic!("{v:?}"),
+    }
+    let browser = b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nUser-Agent: Mozilla/5.0\r\n\r\n";
+    match run(browser).await {
+        Visitor::Web { to, buf } => {
+            assert_eq!(to.channel, "web");
+            assert_eq!(
+                &buf[..],
+                &browser[..],
+                "the handshake goes on to the channel"
+            );
+        }
+        v => panic!("{v:?}"),
+    }
+}
