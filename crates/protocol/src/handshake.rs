@@ -6,12 +6,12 @@
 //! because routers in front of the server rewrite them (nginx sends
 //! `Connection: upgrade` and reorders headers).
 
-use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt};
-
 use crate::{Secret, PROTOCOL_VERSION};
 
+mod answer;
 pub mod websocket;
+
+pub use answer::{read_answer, LinkAnswer};
 
 /// The longest request or response head we read. Longer is a 431.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -260,6 +260,9 @@ impl LinkRequest {
     /// Reads a link request out of a head that [`RequestHead::link_kind`]
     /// recognised. Checks everything but the token, which is the server's.
     pub fn from_head(head: &RequestHead, kind: PeerKind) -> Result<LinkRequest, Refusal> {
+        if head.is_websocket() {
+            websocket::check_request(head)?;
+        }
         let version = match head.header("uptun-version") {
             None => return Err(Refusal::new(400, "missing Uptun-Version header")),
             Some(v) => v
@@ -267,9 +270,6 @@ impl LinkRequest {
                 .parse::<u32>()
                 .map_err(|_| Refusal::new(400, format!("Uptun-Version {v:?} is not a number")))?,
         };
-        if head.is_websocket() {
-            websocket::check_request(head)?;
-        }
         if version != PROTOCOL_VERSION {
             return Err(Refusal::new(
                 426,
@@ -339,100 +339,6 @@ fn accept_with(upgrade: &str, window: u32) -> String {
     format!(
         "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n{upgrade}Uptun-Version: {PROTOCOL_VERSION}\r\nUptun-Window: {window}\r\n\r\n"
     )
-}
-
-/// How the server answered a link request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkAnswer {
-    /// 101: frames follow; the server's receive window per stream.
-    Accepted { window: u32 },
-    /// Anything else, with the server's one-line reason.
-    Refused(Refusal),
-}
-
-/// Reads the server's answer to a link request. Bytes past the head (frames
-/// the server sent at once) are left in `buf` for the link to consume.
-pub async fn read_answer<R: AsyncRead + Unpin>(
-    io: &mut R,
-    buf: &mut BytesMut,
-) -> std::io::Result<LinkAnswer> {
-    read_answer_expecting(io, buf, None).await
-}
-
-/// `read_answer`, where a 101 must also carry `Sec-WebSocket-Accept:
-/// accept` when one is given (the WebSocket form).
-async fn read_answer_expecting<R: AsyncRead + Unpin>(
-    io: &mut R,
-    buf: &mut BytesMut,
-    accept: Option<&str>,
-) -> std::io::Result<LinkAnswer> {
-    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(buf) {
-            // The limit holds however the answer arrives: checked on a
-            // complete head too, not only while waiting for more.
-            Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
-                return Err(invalid("the server's answer is larger than 16 KiB".into()))
-            }
-            Ok(httparse::Status::Complete(len)) => {
-                let status = resp.code.unwrap_or(0);
-                let header = |name: &str| {
-                    resp.headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case(name))
-                        .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
-                };
-                if status == 101
-                    && accept.is_some_and(|a| header("sec-websocket-accept").as_deref() != Some(a))
-                {
-                    return Err(invalid(websocket::BAD_ACCEPT.into()));
-                }
-                let answer = if status == 101 {
-                    let window = header("uptun-window")
-                        .and_then(|w| w.parse().ok())
-                        .filter(|w| (MIN_WINDOW..=MAX_WINDOW).contains(w))
-                        .unwrap_or(DEFAULT_WINDOW);
-                    LinkAnswer::Accepted { window }
-                } else {
-                    // The server's words: printed by the agent, so made one line.
-                    let from_uptun = header("uptun-reason").is_some();
-                    let reason = header("uptun-reason").map_or_else(
-                        || {
-                            format!(
-                                "the server answered {status} {} (is it an uptun public-server?)",
-                                crate::text::sanitize(resp.reason.unwrap_or(""))
-                            )
-                        },
-                        |r| crate::text::sanitize(&r),
-                    );
-                    LinkAnswer::Refused(Refusal {
-                        status,
-                        reason,
-                        from_uptun,
-                    })
-                };
-                bytes::Buf::advance(buf, len);
-                return Ok(answer);
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            Ok(httparse::Status::Partial) => {
-                return Err(invalid("the server's answer is larger than 16 KiB".into()))
-            }
-            Err(e) => {
-                return Err(invalid(format!(
-                    "the server's answer is not HTTP ({e}): is this an uptun public-server?"
-                )))
-            }
-        }
-        if io.read_buf(buf).await? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the server closed the connection before answering",
-            ));
-        }
-    }
 }
 
 #[cfg(test)]

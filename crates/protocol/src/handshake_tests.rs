@@ -1,6 +1,9 @@
 //! Tests of the upgrade handshake: round trips, rewritten headers,
 //! refusals, hidden tokens, and answers read in tiny pieces.
 
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+
 use super::*;
 
 fn agent_request() -> LinkRequest {

@@ -8,7 +8,8 @@ use bytes::BytesMut;
 use tokio::io::AsyncRead;
 use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
 
-use super::{accept_with, read_answer_expecting, LinkAnswer, LinkRequest, Refusal, RequestHead};
+use super::answer::read_answer_expecting;
+use super::{accept_with, LinkAnswer, LinkRequest, Refusal, RequestHead};
 
 /// The one WebSocket version there is (RFC 6455 section 4.1).
 pub const VERSION: &str = "13";
