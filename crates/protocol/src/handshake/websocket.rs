@@ -56,10 +56,16 @@ pub fn check_request(head: &RequestHead) -> Result<String, Refusal> {
     }
     match head.header("sec-websocket-version").map(str::trim) {
         Some(VERSION) => {}
-        other => {
+        Some(other) => {
             return Err(Refusal::new(
                 426,
                 format!("Sec-WebSocket-Version {other:?} is not supported: send {VERSION}"),
+            ))
+        }
+        None => {
+            return Err(Refusal::new(
+                426,
+                format!("missing Sec-WebSocket-Version header: send {VERSION}"),
             ))
         }
     }
