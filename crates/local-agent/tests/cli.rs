@@ -186,3 +186,37 @@ fn proxy_protocol_flags_are_checked_before_dialing() {
         "{err}"
     );
 }
+
+#[test]
+fn a_transport_that_contradicts_the_url_is_refused_before_dialing() {
+    for cmd in [
+        &["--channel", "web=127.0.0.1:1"][..],
+        &["connect", "ssh"],
+        &["forward", "2222=ssh"],
+    ] {
+        let base = [
+            "--server",
+            "ws://127.0.0.1:1",
+            "--token",
+            "t",
+            "--transport",
+            "tcp",
+        ];
+        let out = agent(&[&base[..], cmd].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {err}");
+        assert!(err.contains("--transport tcp contradicts"), "{err}");
+        assert!(!err.contains("could not reach"), "{err}");
+    }
+    let out = agent(&[
+        "--server",
+        "http://127.0.0.1:1",
+        "--token",
+        "t",
+        "--transport",
+        "udp",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("auto") && err.contains("websocket"), "{err}");
+}

@@ -127,5 +127,15 @@ mod tests {
             .unwrap_err()
             .contains("ftp://"));
         assert!("http://".parse::<ServerUrl>().is_err());
+        let u: ServerUrl = "ws://tunnel.example.com".parse().unwrap();
+        assert_eq!(
+            (u.scheme, u.addr.as_str()),
+            (Scheme::Ws, "tunnel.example.com:80")
+        );
+        assert_eq!(u.to_string(), "ws://tunnel.example.com");
+        assert!("wss://x"
+            .parse::<ServerUrl>()
+            .unwrap_err()
+            .contains("use ws://"));
     }
 }
