@@ -201,3 +201,34 @@ async fn a_link_runs_over_websockets_with_every_byte_in_order() {
     assert!(down == up, "the echo differs from what was sent");
     assert!(dialer.ping().await.is_ok());
 }
+
+#[tokio::test]
+async fn a_link_closed_on_one_side_ends_cleanly_on_the_other() {
+    use crate::mux::{spawn, Config, Role as MuxRole};
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let client = WsIo::new(a, Vec::new(), Role::Client).await;
+    let server = WsIo::new(b, Vec::new(), Role::Server).await;
+    let config = Config::default();
+    let window = config.window;
+    let (cr, cw) = tokio::io::split(client);
+    let (sr, sw) = tokio::io::split(server);
+    let (dialer, _) = spawn(
+        cr,
+        cw,
+        BytesMut::new(),
+        MuxRole::Dialer,
+        config.clone(),
+        window,
+    );
+    let (acceptor, _) = spawn(sr, sw, BytesMut::new(), MuxRole::Acceptor, config, window);
+    assert!(dialer.ping().await.is_ok());
+    dialer.close("the agent is shutting down");
+    tokio::time::timeout(std::time::Duration::from_secs(5), acceptor.closed())
+        .await
+        .expect("the other side notices");
+    // A Close message, read as the end of the stream: not an abort.
+    assert_eq!(
+        acceptor.close_reason().as_deref(),
+        Some("link closed: the peer closed the link")
+    );
+}

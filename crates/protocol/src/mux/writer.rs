@@ -37,7 +37,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         if pending.is_none() && ctrl.is_empty() {
             tokio::select! {
                 biased;
-                _ = cancel.cancelled() => return Ok(()),
+                _ = cancel.cancelled() => return close(io).await,
                 _ = ctrl.ready() => {}
                 item = data_rx.recv() => match item {
                     Some(item) => pending = Some(item),
@@ -77,6 +77,18 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
             let _ = tx.send(());
         }
     }
+}
+
+/// How long a closing link waits to end its write side cleanly.
+const CLOSE_WAIT: Duration = Duration::from_millis(250);
+
+/// The link is closing: end the write side the way the transport ends
+/// cleanly (a FIN on TCP, as dropping it would; a Close message on a
+/// WebSocket, which dropping would not send, and the peer would read an
+/// abort). A peer that reads nothing does not hold the close up.
+async fn close<W: AsyncWrite + Unpin>(mut io: W) -> std::io::Result<()> {
+    let _ = tokio::time::timeout(CLOSE_WAIT, io.shutdown()).await;
+    Ok(())
 }
 
 /// Writes a batch. Most writes finish at once; one that has to wait gets a
