@@ -13,6 +13,7 @@ use uptun_protocol::handshake::PeerKind;
 use uptun_protocol::{abort_tcp, relay, relay_tcp, LinkHandle, Secret};
 
 use crate::dial::{DialError, LinkParams, ServerUrl};
+use crate::opener::Opened;
 use crate::transport::{Choice, TransportMode};
 
 /// How a client reaches the server. `{:?}` shows the token as `***`.
@@ -75,13 +76,16 @@ impl SharedLink {
         if let Some(link) = current.as_ref().filter(|l| !l.is_closed()) {
             return Ok(link.clone());
         }
-        let link = open_link(&self.config, &self.choice).await?;
+        let opened = open_link(&self.config, &self.choice).await?;
+        // `forward` runs for long, like an agent: say how its links travel.
+        info!(server = %self.config.server, transport = %opened.upgrade, "link up");
+        let link = opened.link;
         *current = Some(link.clone());
         Ok(link)
     }
 }
 
-async fn open_link(config: &ClientConfig, choice: &Choice) -> Result<LinkHandle, DialError> {
+async fn open_link(config: &ClientConfig, choice: &Choice) -> Result<Opened, DialError> {
     let mut mux = config.mux.clone();
     mux.accept_incoming = false;
     let params = LinkParams {
@@ -92,7 +96,7 @@ async fn open_link(config: &ClientConfig, choice: &Choice) -> Result<LinkHandle,
         window: config.mux.window,
         name: None,
     };
-    Ok(crate::opener::open(params, &mux, choice).await?.link)
+    crate::opener::open(params, &mux, choice).await
 }
 
 /// Listens on every spec's address and carries each accepted connection to
@@ -227,7 +231,7 @@ const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Carries stdin/stdout to `channel` (ssh's ProxyCommand). Returns once both
 /// directions have finished.
 pub async fn connect(config: ClientConfig, channel: &str) -> anyhow::Result<()> {
-    let link = open_link(&config, &config.choice()?).await?;
+    let link = open_link(&config, &config.choice()?).await?.link;
     let stream = link
         .open(channel, "stdio")
         .await
