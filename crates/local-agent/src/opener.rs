@@ -37,9 +37,10 @@ pub(crate) async fn open(
         return Err(failed);
     }
     warn!(server = %p.url, why = %failed, "Upgrade: tcp did not get through; falling back to WebSocket");
-    choice.fell_back(Instant::now());
     let opened = attempt(&p, Upgrade::WebSocket, mux, false).await?;
-    choice.worked(Upgrade::WebSocket);
+    // Learnt only once WebSocket works: when both fail (a router's 502
+    // while the server restarts), tcp may well be fine next time.
+    choice.fell_back(Instant::now());
     Ok(opened)
 }
 

@@ -99,28 +99,26 @@ impl Choice {
 
     /// The form to try first for the next link, as of `now`.
     pub fn first(&self, now: Instant) -> Upgrade {
-        let Choosing::Only(only) = self.mode else {
-            let mut learnt = self.learnt();
-            let Some(fell_back) = learnt.fell_back else {
-                return Upgrade::Tcp;
-            };
-            learnt.since += 1;
-            let retry = learnt.since >= RETRY_EVERY || now.duration_since(fell_back) >= RETRY_AFTER;
-            if retry {
-                tracing::info!(
-                    "trying Upgrade: tcp again, in case the router in front passes it now"
-                );
-                learnt.since = 0;
-                return Upgrade::Tcp;
-            }
-            return Upgrade::WebSocket;
+        if let Choosing::Only(only) = self.mode {
+            return only;
+        }
+        let mut learnt = self.learnt();
+        let Some(fell_back) = learnt.fell_back else {
+            return Upgrade::Tcp;
         };
-        only
+        learnt.since += 1;
+        if learnt.since >= RETRY_EVERY || now.duration_since(fell_back) >= RETRY_AFTER {
+            tracing::info!("trying Upgrade: tcp again, in case the router in front passes it now");
+            learnt.since = 0;
+            return Upgrade::Tcp;
+        }
+        Upgrade::WebSocket
     }
 
-    /// `Upgrade: tcp` did not get through, as of `now`: WebSocket next.
+    /// As of `now`, WebSocket got through where `Upgrade: tcp` did not:
+    /// WebSocket first from now on.
     /// A fallback after a re-try keeps the first fallback's time, so the
-    /// next re-try comes after [`RETRY_EVERY`] more links (not sooner).
+    /// next re-try comes after [`RETRY_EVERY`] more attempts (not sooner).
     pub fn fell_back(&self, now: Instant) {
         let mut learnt = self.learnt();
         let first = learnt
