@@ -111,9 +111,7 @@ pub struct Common {
           value_parser = uptun_cli::grace_in_range())]
     pub grace: Duration,
 
-    /// How links travel: auto (Upgrade: tcp, falling back to WebSocket when a
-    /// router in front refuses it or holds the link), tcp, or websocket;
-    /// ws:// and wss:// server URLs mean websocket
+    /// How links travel to the server (a ws:// or wss:// server URL means websocket)
     #[arg(
         long,
         env = "UPTUN_TRANSPORT",

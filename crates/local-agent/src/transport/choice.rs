@@ -13,13 +13,13 @@ use super::Scheme;
 /// `--transport`: how links travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum TransportMode {
-    /// `Upgrade: tcp`, falling back to WebSocket when a router in front
+    /// Upgrade: tcp, falling back to WebSocket when a router in front
     /// refuses it or holds the link
     #[default]
     Auto,
-    /// `Upgrade: tcp` only
+    /// Upgrade: tcp only
     Tcp,
-    /// WebSocket only (what `ws://` and `wss://` mean)
+    /// WebSocket only, for routers that pass nothing else
     Websocket,
 }
 
