@@ -210,8 +210,17 @@ pub fn parse(path: &Path, text: &str) -> Result<FileValues, ConfigError> {
             "http_channel, ssh_channel and tcp_channel shape the default routes; with [[route]] tables, write those routes instead",
         ));
     }
+    values(&file, routes, &source)
+}
+
+/// The file's settings, each checked against the bounds its flag has.
+fn values(
+    file: &FileConfig,
+    routes: Option<Vec<Rule>>,
+    source: &Source<'_>,
+) -> Result<FileValues, ConfigError> {
     let channel = |value: &Option<Spanned<String>>| {
-        optional(value, &source, |name| match valid_channel_name(name) {
+        optional(value, source, |name| match valid_channel_name(name) {
             true => Ok(name.clone()),
             false => Err(format!(
                 "{name:?} is not a channel name: use letters, digits, '-', '_' or '.'"
@@ -229,10 +238,10 @@ pub fn parse(path: &Path, text: &str) -> Result<FileValues, ConfigError> {
             .transpose()
     };
     let time = |value: &Option<Spanned<String>>, parse: fn(&str) -> Result<Duration, String>| {
-        optional(value, &source, |text| parse(text))
+        optional(value, source, |text| parse(text))
     };
     let count = |value: &Option<Spanned<usize>>, max: usize| {
-        optional(value, &source, |n| in_range(*n, 1, max))
+        optional(value, source, |n| in_range(*n, 1, max))
     };
     Ok(FileValues {
         listen: file.listen.clone(),
@@ -248,21 +257,21 @@ pub fn parse(path: &Path, text: &str) -> Result<FileValues, ConfigError> {
         sniff_timeout: time(&file.sniff_timeout, timeouts::sniff)?,
         header_timeout: time(&file.header_timeout, timeouts::header)?,
         grace: time(&file.grace, timeouts::grace)?,
-        idle_timeouts: idle_timeouts(&file, &source)?,
+        idle_timeouts: idle_timeouts(file, source)?,
         max_unclassified: count(&file.max_unclassified, 1_000_000)?,
         max_unclassified_per_source: count(&file.max_unclassified_per_source, 1_000_000)?,
         max_links_per_token: count(&file.max_links_per_token, 1_000_000)?,
-        window: optional(&file.window, &source, |w| {
+        window: optional(&file.window, source, |w| {
             in_range(*w, MIN_WINDOW, MAX_WINDOW)
         })?,
-        ping_interval: optional(&file.ping_interval, &source, |t| {
+        ping_interval: optional(&file.ping_interval, source, |t| {
             duration_in(MIN_PING_INTERVAL, MAX_PING_INTERVAL)(t)
         })?,
-        ping_misses: optional(&file.ping_misses, &source, |n| {
+        ping_misses: optional(&file.ping_misses, source, |n| {
             in_range(*n, MIN_PING_MISSES, MAX_PING_MISSES)
         })?,
         max_streams: count(&file.max_streams, 1_048_576)?,
-        log_format: optional(&file.log_format, &source, |f| f.parse())?,
+        log_format: optional(&file.log_format, source, |f| f.parse())?,
     })
 }
 

@@ -108,6 +108,21 @@ async fn speculate(
     if user_finished {
         return relay_checked(stream, socket, peer, &to).await;
     }
+    first_speaker(stream, socket, peer, buf, (to, first), state).await
+}
+
+/// The stream is open and nobody has spoken: whichever side speaks first
+/// decides what the connection is.
+async fn first_speaker(
+    stream: MeteredStream,
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    mut buf: BytesMut,
+    // The silent route's destination, and the rule routing started from.
+    (to, first): (Destination, usize),
+    state: Arc<State>,
+) {
+    let channel = to.channel.as_str();
     // Nothing has moved yet either way: the channel's idle timeout, if it
     // has one, bounds this wait as it bounds the relay after it.
     let idle = to.idle_timeout;
