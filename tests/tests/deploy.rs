@@ -141,6 +141,8 @@ fn the_dockerfile_builds_from_paths_that_exist_and_runs_a_binary_it_built() {
             .clone()
     };
     let cmd: Vec<String> = serde_json::from_str(&value("CMD")).expect("CMD in exec form");
+    // examples.rs reads `docker run … uptun` without a command as this.
+    assert_eq!(cmd, ["public-server"]);
     assert!(
         copied_out.contains(&cmd[0]),
         "CMD {cmd:?} is not in the final image"
