@@ -3,6 +3,7 @@
 //! checksummed data.
 
 pub mod data;
+pub mod deploy;
 pub mod hostile;
 pub mod inproc;
 pub mod nginx;

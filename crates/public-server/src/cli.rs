@@ -75,7 +75,8 @@ pub struct Cli {
         long,
         env = "UPTUN_ADMIN_TOKEN",
         hide_env_values = true,
-        value_name = "TOKEN"
+        value_name = "TOKEN",
+        value_parser = admin_token
     )]
     pub admin_token: Option<Secret>,
 
@@ -174,6 +175,16 @@ pub fn generate_token() -> String {
     Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
 }
 
+/// An empty admin token would let anyone in (Basic auth with an empty
+/// password), and a platform's settings form leaves a variable empty
+/// easily: refused, rather than read as "off".
+pub(crate) fn admin_token(token: &str) -> Result<Secret, String> {
+    match token.is_empty() {
+        true => Err("the admin token is empty, which would let anyone in: give a long random one, or leave it unset to keep status and metrics off".into()),
+        false => Ok(Secret::new(token)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +199,16 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_admin_token_is_refused_not_a_blank_password() {
+        let err = Cli::try_parse_from(["public-server", "--admin-token", ""])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--admin-token") && err.contains("is empty"),
+            "{err}"
+        );
     }
 }

@@ -32,7 +32,7 @@ pub struct FileConfig {
     pub agent_tokens: Option<Vec<Spanned<TokenEntry>>>,
     #[serde(default)]
     pub client_tokens: Option<Vec<Spanned<TokenEntry>>>,
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Spanned<String>>,
     pub http_channel: Option<Spanned<String>>,
     pub ssh_channel: Option<Spanned<String>>,
     pub tcp_channel: Option<Spanned<String>>,
@@ -247,7 +247,7 @@ fn values(
         listen: file.listen.clone(),
         agent_tokens: tokens(&file.agent_tokens)?,
         client_tokens: tokens(&file.client_tokens)?,
-        admin_token: file.admin_token.as_deref().map(Secret::new),
+        admin_token: optional(&file.admin_token, &source, |t| crate::cli::admin_token(t))?,
         routes,
         http_channel: channel(&file.http_channel)?,
         ssh_channel: channel(&file.ssh_channel)?,

@@ -190,6 +190,7 @@ fn mistakes_name_their_line_and_what_is_wrong() {
         ),
         ("agent_tokens = [\"s3cret:bad list\"]\n", 1, "invalid"),
         ("[idle_timeout]\nssh = \"0s\"\n", 2, "out of range"),
+        ("\nadmin_token = \"\"\n", 2, "admin token is empty"),
     ];
     for (text, line, needle) in cases {
         let (err, shown) = error(text);
