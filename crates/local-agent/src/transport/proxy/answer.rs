@@ -12,8 +12,8 @@ use super::Proxy;
 /// The most an answer head may take: proxies send a few hundred bytes.
 const MAX_HEAD: usize = 16 * 1024;
 
-/// A proxy said no to CONNECT. `403` and `407` are mistakes a person must
-/// fix (credentials, a port the proxy forbids): retrying cannot help.
+/// A proxy said no to CONNECT. `401`, `403` and `407` are mistakes a person
+/// must fix (credentials, a port the proxy forbids): retrying cannot help.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct ProxyRefused {
@@ -25,7 +25,7 @@ impl ProxyRefused {
     /// Whether retrying is pointless: the proxy wants credentials it was
     /// not given (or refused those it was), or forbids the destination.
     pub fn is_fatal(&self) -> bool {
-        matches!(self.status, 403 | 407)
+        matches!(self.status, 401 | 403 | 407)
     }
 }
 
@@ -100,14 +100,16 @@ pub(super) fn judge(head: &[u8], proxy: &Proxy, target: &str) -> std::io::Result
     }
     let said = format!("{status} {}", sanitize(answer.reason.unwrap_or_default()));
     let message = match status {
-        407 => wants_credentials(proxy, &said, answer.headers),
+        // 407 is the proxy's status for credentials; tinyproxy answers
+        // wrong ones with 401, which to CONNECT can mean nothing else.
+        401 | 407 => wants_credentials(proxy, &said, answer.headers),
         403 => forbidden(proxy, &said, target),
         _ => format!("the proxy {proxy} answered {said} to CONNECT {target}"),
     };
     Err(Error::other(ProxyRefused { status, message }))
 }
 
-/// The line for a 407: no credentials given, the wrong ones, or a scheme
+/// The line for a 407 (or 401): no credentials given, the wrong ones, or a scheme
 /// (NTLM, Negotiate) that Basic cannot satisfy.
 fn wants_credentials(proxy: &Proxy, said: &str, headers: &[httparse::Header]) -> String {
     let schemes: Vec<String> = headers

@@ -232,6 +232,19 @@ async fn a_407_says_to_give_credentials_or_that_they_were_wrong() {
         r.is_fatal() && line.contains("refused the credentials given in --proxy"),
         "{line}"
     );
+    // tinyproxy's answer to wrong credentials.
+    let r = refusal(
+        "HTTP/1.0 401 Unauthorized\r\n\r\n",
+        Some("alice:pw-XYZ"),
+        "t:1",
+    )
+    .await;
+    assert!(r.is_fatal(), "{r}");
+    assert!(
+        r.to_string()
+            .contains("refused the credentials given in --proxy (401 Unauthorized)"),
+        "{r}"
+    );
     assert!(
         !line.contains("pw-XYZ") && !line.contains("alice"),
         "{line}"
