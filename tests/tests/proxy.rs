@@ -236,6 +236,17 @@ async fn http_proxy_is_picked_up_and_no_proxy_goes_around_it() {
     echo_through(&server, &["--proxy", "none"], &env[..1]).await;
     assert_eq!(proxy.connections(), seen, "{}", proxy.log());
     assert_eq!(proxy.connects_to(server.addr), 1, "{}", proxy.log());
+
+    // A proxy variable this build cannot use is a mistake named before dialing.
+    let socks = [("HTTP_PROXY", "socks5://me:pw-XYZ@127.0.0.1:1")];
+    let out = connect(&server, &[], &socks, b"x".to_vec()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(USAGE), "{stderr}");
+    assert!(
+        stderr.contains("HTTP_PROXY socks5://***@127.0.0.1:1: SOCKS proxies are not supported"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pw-XYZ"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
