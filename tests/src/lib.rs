@@ -11,6 +11,7 @@ pub mod procs;
 pub mod server;
 pub mod sshd;
 pub mod targets;
+pub mod tinyproxy;
 pub mod tls;
 
 use std::future::Future;

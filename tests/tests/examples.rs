@@ -203,9 +203,12 @@ fn check(e: &Example, tokens: &mut Tokens) {
             let args = std::iter::once("local-agent").chain(e.args.iter().map(String::as_str));
             let cli = local_agent::Cli::try_parse_checked(args)
                 .unwrap_or_else(|err| panic!("{}:\n{err}", e.text));
-            let (_, token) = cli
+            let (server, token) = cli
                 .common
                 .server_and_token()
+                .unwrap_or_else(|err| panic!("{}: {err}", e.text));
+            cli.common
+                .proxy_for(&server)
                 .unwrap_or_else(|err| panic!("{}: {err}", e.text));
             if cli.command.is_none() {
                 cli.check_agent()

@@ -19,6 +19,8 @@ use crate::dial::{dial, DialError, LinkParams, ServerUrl};
 pub struct ClientConfig {
     pub server: ServerUrl,
     pub token: Secret,
+    /// The HTTP proxy links go through (CONNECT), if any.
+    pub proxy: Option<crate::transport::Proxy>,
     pub mux: uptun_protocol::Config,
     /// Once asked to stop, how long open connections get to finish.
     pub grace: Duration,
@@ -73,6 +75,7 @@ impl SharedLink {
 async fn open_link(config: &ClientConfig) -> Result<LinkHandle, DialError> {
     let dialed = dial(LinkParams {
         url: &config.server,
+        proxy: config.proxy.as_ref(),
         token: &config.token,
         kind: PeerKind::Client,
         channels: Vec::new(),

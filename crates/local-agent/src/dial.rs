@@ -9,7 +9,7 @@ use uptun_protocol::handshake::{read_answer, LinkAnswer, LinkRequest, PeerKind, 
 use uptun_protocol::{Secret, PROTOCOL_VERSION};
 
 pub use crate::transport::ServerUrl;
-use crate::transport::{self, LinkRead, LinkWrite};
+use crate::transport::{self, LinkRead, LinkWrite, Proxy, ProxyRefused};
 
 /// Why a link could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -17,14 +17,37 @@ pub enum DialError {
     /// The server answered and said no; retrying will not help for 4xx.
     #[error("the server refused the link ({}): {}", .0.status, .0.reason)]
     Refused(Refusal),
+    /// The HTTP proxy on the way said no to CONNECT; the message says what
+    /// to fix.
+    #[error("{0}")]
+    Proxy(ProxyRefused),
     #[error("could not reach the server at {url}: {err}")]
     Unreachable { url: String, err: std::io::Error },
 }
 
 impl DialError {
-    /// Refusals a person must fix (token, version, bad request): no retry.
+    /// Refusals a person must fix (token, version, bad request, proxy
+    /// credentials, a port the proxy forbids): no retry.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, DialError::Refused(r) if (400..500).contains(&r.status) && r.status != 408 && r.status != 429)
+        match self {
+            DialError::Refused(r) => {
+                (400..500).contains(&r.status) && r.status != 408 && r.status != 429
+            }
+            DialError::Proxy(refused) => refused.is_fatal(),
+            DialError::Unreachable { .. } => false,
+        }
+    }
+
+    /// A failed `transport::connect`: the proxy's refusal, if that is what
+    /// it was, or an unreachable server.
+    fn from_connect(url: &ServerUrl, err: std::io::Error) -> DialError {
+        if let Some(refused) = err.get_ref().and_then(|e| e.downcast_ref::<ProxyRefused>()) {
+            return DialError::Proxy(refused.clone());
+        }
+        DialError::Unreachable {
+            url: url.to_string(),
+            err,
+        }
     }
 }
 
@@ -39,6 +62,8 @@ pub(crate) struct Dialed {
 /// Parameters of one link request.
 pub(crate) struct LinkParams<'a> {
     pub url: &'a ServerUrl,
+    /// The HTTP proxy to tunnel through, if any.
+    pub proxy: Option<&'a Proxy>,
     pub token: &'a Secret,
     pub kind: PeerKind,
     pub channels: Vec<String>,
@@ -54,7 +79,9 @@ pub(crate) async fn dial(p: LinkParams<'_>) -> Result<Dialed, DialError> {
         err,
     };
     let attempt = async {
-        let mut socket = transport::connect(p.url).await.map_err(unreachable)?;
+        let mut socket = transport::connect(p.url, p.proxy)
+            .await
+            .map_err(|err| DialError::from_connect(p.url, err))?;
         let request = LinkRequest {
             kind: p.kind,
             host: p.url.host.clone(),

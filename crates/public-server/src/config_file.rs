@@ -247,7 +247,7 @@ fn values(
         listen: file.listen.clone(),
         agent_tokens: tokens(&file.agent_tokens)?,
         client_tokens: tokens(&file.client_tokens)?,
-        admin_token: optional(&file.admin_token, &source, |t| crate::cli::admin_token(t))?,
+        admin_token: optional(&file.admin_token, source, |t| crate::cli::admin_token(t))?,
         routes,
         http_channel: channel(&file.http_channel)?,
         ssh_channel: channel(&file.ssh_channel)?,
