@@ -6,6 +6,8 @@ pub mod data;
 pub mod hostile;
 pub mod inproc;
 pub mod nginx;
+pub mod pebble;
+pub mod pki;
 pub mod procs;
 pub mod server;
 pub mod sshd;
