@@ -125,7 +125,7 @@ impl Pebble {
                 .args(["-sS", "--fail", "--cacert"])
                 .arg(&self.https_ca)
                 .arg("-o")
-                .arg(&path)
+                .arg(path)
                 .arg(url),
             WAIT,
         );

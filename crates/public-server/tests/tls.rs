@@ -194,8 +194,10 @@ async fn tls_agent(addr: SocketAddr, ca: &str) {
         LinkAnswer::Refused(refusal) => panic!("link refused over TLS: {refusal:?}"),
     };
     let (read, write) = tokio::io::split(tls);
-    let mut mux = uptun_protocol::Config::default();
-    mux.accept_incoming = true;
+    let mux = uptun_protocol::Config {
+        accept_incoming: true,
+        ..Default::default()
+    };
     let (_link, mut incoming) = spawn_link(read, write, leftover, Role::Dialer, mux, window);
     while let Some(offered) = incoming.next().await {
         let stream = offered.accept().await.unwrap();
