@@ -1,7 +1,8 @@
 //! The server's own TLS, driven in-process: TLS and plain users share the
 //! one port, an agent links over TLS, an abort reaches a TLS user as a TCP
-//! reset, a stalled handshake holds nothing past the header timeout, and a
-//! replaced certificate is what new connections see. Certificates come
+//! reset, a stalled handshake holds nothing past the header timeout, a
+//! silent plain user still takes the silent route, and a replaced
+//! certificate is what new connections see. Certificates come
 //! from a throwaway CA made here.
 
 use std::net::SocketAddr;
@@ -270,4 +271,38 @@ async fn new_connections_see_a_replaced_certificate() {
         .await
         .expect("the new certificate");
     drop(kept);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_plain_user_on_a_tls_port_takes_the_silent_route() {
+    let pki = pki();
+    let mut config = tls_config(&pki);
+    config.sniff_timeout = Duration::from_millis(100);
+    let (addr, _shutdown) = serve(config).await;
+    // The `tcp` target speaks first, as a mail or database server would.
+    let banner = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = banner.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = banner.accept().await {
+            tokio::spawn(async move {
+                socket.write_all(b"220 hello\r\n").await.unwrap();
+                let mut rest = Vec::new();
+                let _ = socket.read_to_end(&mut rest).await;
+            });
+        }
+    });
+    let url = format!("http://{addr}").parse().unwrap();
+    let channels = vec![("tcp".to_string(), Target::Tcp(target.to_string()))];
+    let agent = CancellationToken::new();
+    tokio::spawn(run_agent(
+        AgentConfig::new(url, "t0ken", channels),
+        agent.clone(),
+    ));
+    let mut user = TcpStream::connect(addr).await.unwrap();
+    let mut greeting = [0u8; 11];
+    bounded("the banner", user.read_exact(&mut greeting))
+        .await
+        .unwrap();
+    assert_eq!(&greeting, b"220 hello\r\n");
+    agent.cancel();
 }
