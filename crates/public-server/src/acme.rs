@@ -14,7 +14,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::server::{ClientHello, ServerConfig};
 use rustls::{ClientConfig, RootCertStore};
 use rustls_acme::caches::DirCache;
-use rustls_acme::{is_tls_alpn_challenge, AcmeConfig, AcmeState, EventOk};
+use rustls_acme::{is_tls_alpn_challenge, AcmeConfig, AcmeState, EventError, EventOk};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -111,7 +111,14 @@ async fn drive(mut state: AcmeState<std::io::Error>, domains: String) {
                 info!(%domains, "ACME: certificate from the cache in use")
             }
             Ok(EventOk::CertCacheStore | EventOk::AccountCacheStore) => {}
-            Err(err) => warn!(%domains, "ACME: {err}; trying again later"),
+            Err(err @ EventError::Order(_)) => {
+                warn!(%domains, "ACME: {err}; trying again later")
+            }
+            // Cache trouble: the certificate works, but a restart would
+            // order a new one.
+            Err(err) => {
+                warn!(%domains, "ACME: {err}; check that --acme-cache is a writable directory")
+            }
         }
     }
 }
