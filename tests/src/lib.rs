@@ -7,6 +7,8 @@ pub mod deploy;
 pub mod hostile;
 pub mod inproc;
 pub mod nginx;
+pub mod pebble;
+pub mod pki;
 pub mod procs;
 pub mod server;
 pub mod sshd;

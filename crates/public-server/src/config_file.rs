@@ -51,6 +51,13 @@ pub struct FileConfig {
     pub ping_misses: Option<Spanned<u32>>,
     pub max_streams: Option<Spanned<usize>>,
     pub log_format: Option<Spanned<String>>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub acme_domains: Option<Vec<Spanned<String>>>,
+    pub acme_directory: Option<String>,
+    pub acme_cache: Option<String>,
+    pub acme_contacts: Option<Vec<Spanned<String>>>,
+    pub acme_ca: Option<String>,
     #[serde(default)]
     pub route: Vec<Spanned<RouteTable>>,
 }
@@ -107,6 +114,8 @@ pub struct ConfigError {
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.line {
+            // A mistake in the flags alone has no file to name.
+            0 if self.path.as_os_str().is_empty() => f.write_str(&self.message),
             0 => write!(f, "{}: {}", self.path.display(), self.message),
             line => write!(
                 f,
@@ -177,6 +186,14 @@ pub struct FileValues {
     pub ping_misses: Option<u32>,
     pub max_streams: Option<usize>,
     pub log_format: Option<LogFormat>,
+    /// Paths relative to the file's own directory, made whole.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub acme_domains: Option<Vec<String>>,
+    pub acme_directory: Option<String>,
+    pub acme_cache: Option<PathBuf>,
+    pub acme_contacts: Option<Vec<String>>,
+    pub acme_ca: Option<PathBuf>,
 }
 
 /// Reads, parses and checks the file at `path`.
@@ -272,7 +289,38 @@ fn values(
         })?,
         max_streams: count(&file.max_streams, 1_048_576)?,
         log_format: optional(&file.log_format, source, |f| f.parse())?,
+        tls_cert: beside(source.path, &file.tls_cert),
+        tls_key: beside(source.path, &file.tls_key),
+        acme_domains: list(&file.acme_domains, source, |name| {
+            crate::acme::check_domain(name)
+                .map(|()| name.clone())
+                .map_err(|err| err.to_string())
+        })?,
+        acme_directory: file.acme_directory.clone(),
+        acme_cache: beside(source.path, &file.acme_cache),
+        acme_contacts: list(&file.acme_contacts, source, |c| crate::cli::acme_contact(c))?,
+        acme_ca: beside(source.path, &file.acme_ca),
     })
+}
+
+/// A path the file names, taken from the file's own directory when it is
+/// relative (so the server finds it whatever directory it runs in).
+fn beside(file: &Path, value: &Option<String>) -> Option<PathBuf> {
+    let dir = file.parent().unwrap_or(Path::new(""));
+    value.as_ref().map(|v| dir.join(v))
+}
+
+/// Checks every entry of an optional list.
+fn list<T, U>(
+    values: &Option<Vec<Spanned<T>>>,
+    source: &Source<'_>,
+    check: impl Fn(&T) -> Result<U, String>,
+) -> Result<Option<Vec<U>>, ConfigError> {
+    let Some(values) = values else {
+        return Ok(None);
+    };
+    let checked = values.iter().map(|v| source.check(v, &check));
+    checked.collect::<Result<_, _>>().map(Some)
 }
 
 /// Checks an optional value.
