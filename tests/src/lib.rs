@@ -3,13 +3,17 @@
 //! checksummed data.
 
 pub mod data;
+pub mod deploy;
 pub mod hostile;
 pub mod inproc;
 pub mod nginx;
+pub mod pebble;
+pub mod pki;
 pub mod procs;
 pub mod server;
 pub mod sshd;
 pub mod targets;
+pub mod tinyproxy;
 pub mod tls;
 
 use std::future::Future;

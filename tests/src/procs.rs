@@ -116,7 +116,7 @@ impl Proc {
     pub fn spawn_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let dir = tempdir::Dir::new();
         let log = dir.path().join(format!("{name}.log"));
-        let child = Command::new(bin(name))
+        let child = without_proxy_env(&mut Command::new(bin(name)))
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -191,6 +191,28 @@ impl Drop for Proc {
             eprintln!("---- {} ----\n{}", self.log.display(), self.log());
         }
     }
+}
+
+/// The proxy settings `local-agent` reads, as curl does.
+pub const PROXY_VARS: [&str; 9] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "UPTUN_PROXY",
+];
+
+/// `cmd` without the proxy settings of whoever runs the tests: they would
+/// send the tests' links to their proxy. A test that wants one sets it.
+pub fn without_proxy_env(cmd: &mut Command) -> &mut Command {
+    for var in PROXY_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
 }
 
 /// A minimal HTTP/1.1 GET with `Connection: close`: (status, body).

@@ -178,7 +178,7 @@ pub async fn connect_with_stdin(
         .map(|s| s.to_string())
         .collect();
     let run = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(bin("local-agent"))
+        let mut child = crate::procs::without_proxy_env(&mut Command::new(bin("local-agent")))
             .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

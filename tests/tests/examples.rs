@@ -1,8 +1,11 @@
 //! Every example a newcomer copies runs as printed: each `public-server` and
-//! `local-agent` command line in the binaries' `--help` and in the README
-//! (also inside ssh's `ProxyCommand`) parses with the binary's own flags and
-//! passes the checks `main` makes before it starts; none dials `https://`,
-//! which agents cannot do yet; and in `--help`, every agent and client
+//! `local-agent` command line in the binaries' `--help`, in the README and
+//! in docs/deploy.md (also inside ssh's `ProxyCommand`, and in the image
+//! after `docker run … uptun`) parses with the binary's own flags and
+//! passes the checks `main` makes before it starts; none in the help or
+//! the README dials `https://`, which agents cannot do yet (the deploy
+//! guide, written for it, is checked with `http://` until a build can);
+//! and in `--help`, every agent and client
 //! presents a token that one of the help's server examples accepts.
 
 use std::collections::HashMap;
@@ -63,11 +66,15 @@ fn example(line: &str) -> Option<Example> {
         "ssh ",
         "ProxyCommand ",
         "curl ",
+        "docker run ",
     ];
     if !starts.iter().any(|s| line.starts_with(s)) {
         return None;
     }
     let words = shlex::split(line).unwrap_or_else(|| panic!("unbalanced quotes: {line}"));
+    if words[0] == "docker" {
+        return docker_run(&words, line);
+    }
     let inner = match words[0].as_str() {
         "ProxyCommand" => Some(words[1..].join(" ")),
         "ssh" => words
@@ -98,6 +105,36 @@ fn example(line: &str) -> Option<Example> {
         env,
         program,
         args: words[split + 1..].to_vec(),
+    })
+}
+
+/// `docker run [OPTIONS] uptun [COMMAND…]` runs COMMAND in the image, or
+/// its CMD, `public-server` (deploy.rs holds the Dockerfile to that), with
+/// the `-e NAME=VALUE` variables.
+fn docker_run(words: &[String], line: &str) -> Option<Example> {
+    // The image, not a container of the same name.
+    let image = 1 + words
+        .windows(2)
+        .position(|w| w[1] == "uptun" && w[0] != "--name")?;
+    let env = words[..image]
+        .windows(2)
+        .filter(|w| w[0] == "-e")
+        .map(|w| {
+            let (name, value) = w[1]
+                .split_once('=')
+                .unwrap_or_else(|| panic!("-e {}: write NAME=VALUE: {line}", w[1]));
+            (name.to_string(), value.to_string())
+        })
+        .collect();
+    let (program, args) = match words[image + 1..].split_first() {
+        Some((program, args)) => (program.clone(), args.to_vec()),
+        None => ("public-server".to_string(), Vec::new()),
+    };
+    Some(Example {
+        text: line.to_string(),
+        env,
+        program,
+        args,
     })
 }
 
@@ -166,9 +203,12 @@ fn check(e: &Example, tokens: &mut Tokens) {
             let args = std::iter::once("local-agent").chain(e.args.iter().map(String::as_str));
             let cli = local_agent::Cli::try_parse_checked(args)
                 .unwrap_or_else(|err| panic!("{}:\n{err}", e.text));
-            let (_, token) = cli
+            let (server, token) = cli
                 .common
                 .server_and_token()
+                .unwrap_or_else(|err| panic!("{}: {err}", e.text));
+            cli.common
+                .proxy_for(&server)
                 .unwrap_or_else(|err| panic!("{}: {err}", e.text));
             if cli.command.is_none() {
                 cli.check_agent()
@@ -249,9 +289,11 @@ fn the_extractor_finds_what_a_person_would_copy() {
         "  UPTUN_AGENT_TOKEN='a;b:web' public-server \\\n      --listen 127.0.0.1:0\n\
          ssh -o ProxyCommand='local-agent connect --token t ssh' me@host\n\
          ssh -p 443 me@tunnel.example.com\n\
-         prose that mentions local-agent --help\n",
+         prose that mentions local-agent --help\n\
+         docker run -d --name uptun -e UPTUN_AGENT_TOKEN=t uptun\n\
+         docker run --network host uptun local-agent --token t\n",
     );
-    assert_eq!(found.len(), 2, "{found:#?}");
+    assert_eq!(found.len(), 4, "{found:#?}");
     assert_eq!(
         found[0].env,
         [("UPTUN_AGENT_TOKEN".into(), "a;b:web".into())]
@@ -259,4 +301,46 @@ fn the_extractor_finds_what_a_person_would_copy() {
     assert_eq!(found[0].args, ["--listen", "127.0.0.1:0"]);
     assert_eq!(found[1].program, "local-agent");
     assert_eq!(found[1].args, ["connect", "--token", "t", "ssh"]);
+    assert_eq!(found[2].program, "public-server");
+    assert_eq!(found[2].env, [("UPTUN_AGENT_TOKEN".into(), "t".into())]);
+    assert!(found[2].args.is_empty());
+    assert_eq!(found[3].program, "local-agent");
+    assert_eq!(found[3].args, ["--token", "t"]);
+}
+
+/// Whether this build's agents and clients dial `https://`.
+fn dials_https() -> bool {
+    let args = ["local-agent", "--server", "https://tunnel.example.com"];
+    local_agent::Cli::try_parse_checked(args).is_ok()
+}
+
+#[test]
+fn every_command_line_in_the_deploy_guide_parses() {
+    let guide =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/deploy.md")).unwrap();
+    let code: String = guide.split("```").skip(1).step_by(2).collect();
+    let examples = examples(&code);
+    let count = |p: &str| examples.iter().filter(|e| e.program == p).count();
+    let docker = examples
+        .iter()
+        .filter(|e| e.text.starts_with("docker"))
+        .count();
+    assert!(
+        count("public-server") >= 2 && count("local-agent") >= 5 && docker >= 3,
+        "{examples:#?}"
+    );
+    // The guide is written for agents behind a platform's TLS. A build
+    // that cannot dial https:// yet checks each line with http://, so
+    // every flag is still parsed as printed.
+    let https = dials_https();
+    let mut tokens = Tokens::default();
+    for mut e in examples {
+        if !https {
+            e.text = e.text.replace("https://", "http://");
+            for arg in &mut e.args {
+                *arg = arg.replace("https://", "http://");
+            }
+        }
+        check(&e, &mut tokens);
+    }
 }

@@ -16,7 +16,7 @@ use crate::dial::{DialError, LinkParams, ServerUrl};
 use crate::opener::{open, Opened};
 use crate::proxy_header::ProxyProtocol;
 use crate::target::Target;
-use crate::transport::{Choice, TransportMode};
+use crate::transport::{Choice, Proxy, ProxyRefused, TransportMode};
 
 /// Channel name → what serving it means.
 type Channels = Arc<HashMap<String, ChannelConfig>>;
@@ -26,6 +26,8 @@ type Channels = Arc<HashMap<String, ChannelConfig>>;
 pub struct AgentConfig {
     pub server: ServerUrl,
     pub token: Secret,
+    /// The HTTP proxy links go through (CONNECT), if any.
+    pub proxy: Option<Proxy>,
     /// Channel name → target, in the order given.
     pub channels: Vec<(String, Target)>,
     /// Channels whose target gets a PROXY protocol header naming the user;
@@ -57,6 +59,7 @@ impl AgentConfig {
         AgentConfig {
             server,
             token: token.into(),
+            proxy: None,
             channels,
             proxy_protocol: Vec::new(),
             name: None,
@@ -76,6 +79,10 @@ pub enum AgentError {
     /// The server refused us in a way retrying cannot fix (401, 403, 426, …).
     #[error("{}", .0.reason)]
     Refused(Refusal),
+    /// The HTTP proxy refused in a way retrying cannot fix (403, 407); the
+    /// message says what to change.
+    #[error("{0}")]
+    Proxy(ProxyRefused),
     /// The configuration contradicts itself (a PROXY setting for a channel
     /// it does not serve); the message says what to change.
     #[error("{0}")]
@@ -134,6 +141,7 @@ async fn keep_link(
     while !shutdown.is_cancelled() {
         let params = LinkParams {
             url: &config.server,
+            proxy: config.proxy.as_ref(),
             token: &config.token,
             kind: PeerKind::Agent,
             channels: names.clone(),
@@ -155,10 +163,13 @@ async fn keep_link(
                 warn!(server = %config.server, %reason, "link lost");
             }
             Err(err) if err.is_fatal() => {
-                let DialError::Refused(refusal) = err else {
-                    unreachable!("only refusals are fatal")
-                };
-                return Err(AgentError::Refused(refusal));
+                return Err(match err {
+                    DialError::Refused(refusal) => AgentError::Refused(refusal),
+                    DialError::Proxy(refused) => AgentError::Proxy(refused),
+                    DialError::Unreachable { .. } | DialError::NoAnswer { .. } => {
+                        unreachable!("only refusals are fatal")
+                    }
+                });
             }
             Err(err) => warn!(%err, "cannot connect"),
         }

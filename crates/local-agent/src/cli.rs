@@ -106,6 +106,20 @@ pub struct Common {
     )]
     pub token: Option<Secret>,
 
+    /// HTTP proxy to reach the server through (CONNECT), as in
+    /// http://USER:PASS@proxy.example.com:3128; `none` turns proxies off.
+    /// Without it, HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY are read
+    /// as curl reads them
+    // A `Secret`: it may hold a password, and `{:?}` of the flags shows ***.
+    #[arg(
+        long,
+        env = "UPTUN_PROXY",
+        hide_env_values = true,
+        global = true,
+        value_name = "URL"
+    )]
+    pub proxy: Option<Secret>,
+
     /// After TERM or INT, how long open streams get to finish before they are closed, 0s to 1h
     #[arg(long, env = "UPTUN_GRACE", global = true, default_value = "10s", value_name = "DURATION",
           value_parser = uptun_cli::grace_in_range())]
@@ -228,6 +242,15 @@ impl Common {
         crate::transport::Choice::new(self.transport, server.scheme)?;
         Ok((server, token))
     }
+
+    /// The proxy links to `server` go through: `--proxy`, else the
+    /// environment (`HTTPS_PROXY`, `NO_PROXY`, … as curl reads them), or
+    /// what is wrong with the one given.
+    pub fn proxy_for(&self, server: &ServerUrl) -> Result<Option<crate::Proxy>, String> {
+        crate::choose_proxy(self.proxy.as_ref().map(Secret::expose), server, |name| {
+            std::env::var(name).ok()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -316,12 +339,19 @@ mod tests {
             "s3cret",
             "--channel",
             "web=127.0.0.1:1",
+            "--proxy",
+            "http://user:pr0xy-s3cret@proxy.example:3128",
         ]);
         let (server, token) = cli.common.server_and_token().unwrap();
-        let agent = crate::AgentConfig::new(server.clone(), token.clone(), Vec::new());
+        let proxy: crate::Proxy = "http://user:pr0xy-s3cret@proxy.example:3128"
+            .parse()
+            .unwrap();
+        let mut agent = crate::AgentConfig::new(server.clone(), token.clone(), Vec::new());
+        agent.proxy = Some(proxy.clone());
         let client = crate::ClientConfig {
             server,
             token,
+            proxy: Some(proxy),
             mux: Default::default(),
             grace: uptun_cli::DEFAULT_GRACE,
             transport: cli.common.transport,
@@ -332,6 +362,7 @@ mod tests {
             format!("{client:#?}"),
         ] {
             assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(!shown.contains("user"), "{shown}");
             assert!(shown.contains("***"), "{shown}");
         }
     }

@@ -21,6 +21,8 @@ use crate::transport::{Choice, TransportMode};
 pub struct ClientConfig {
     pub server: ServerUrl,
     pub token: Secret,
+    /// The HTTP proxy links go through (CONNECT), if any.
+    pub proxy: Option<crate::transport::Proxy>,
     pub mux: uptun_protocol::Config,
     /// Once asked to stop, how long open connections get to finish.
     pub grace: Duration,
@@ -90,6 +92,7 @@ async fn open_link(config: &ClientConfig, choice: &Choice) -> Result<Opened, Dia
     mux.accept_incoming = false;
     let params = LinkParams {
         url: &config.server,
+        proxy: config.proxy.as_ref(),
         token: &config.token,
         kind: PeerKind::Client,
         channels: Vec::new(),

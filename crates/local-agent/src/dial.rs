@@ -11,7 +11,7 @@ use uptun_protocol::handshake::{
 use uptun_protocol::{Secret, PROTOCOL_VERSION};
 
 pub use crate::transport::ServerUrl;
-use crate::transport::{self, LinkRead, LinkWrite, Upgrade};
+use crate::transport::{self, LinkRead, LinkWrite, Proxy, ProxyRefused, Upgrade};
 
 /// Why a link could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,10 @@ pub enum DialError {
     /// The server answered and said no; retrying will not help for 4xx.
     #[error("the server refused the link ({}): {}", .0.status, .0.reason)]
     Refused(Refusal),
+    /// The HTTP proxy on the way said no to CONNECT; the message says what
+    /// to fix.
+    #[error("{0}")]
+    Proxy(ProxyRefused),
     #[error("could not reach the server at {url}: {err}")]
     Unreachable { url: String, err: std::io::Error },
     /// Connected, but the link request got no proper answer: the server
@@ -28,9 +32,28 @@ pub enum DialError {
 }
 
 impl DialError {
-    /// Refusals a person must fix (token, version, bad request): no retry.
+    /// Refusals a person must fix (token, version, bad request, proxy
+    /// credentials, a port the proxy forbids): no retry.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, DialError::Refused(r) if (400..500).contains(&r.status) && r.status != 408 && r.status != 429)
+        match self {
+            DialError::Refused(r) => {
+                (400..500).contains(&r.status) && r.status != 408 && r.status != 429
+            }
+            DialError::Proxy(refused) => refused.is_fatal(),
+            DialError::Unreachable { .. } | DialError::NoAnswer { .. } => false,
+        }
+    }
+
+    /// A failed `transport::connect`: the proxy's refusal, if that is what
+    /// it was, or an unreachable server.
+    fn from_connect(url: &ServerUrl, err: std::io::Error) -> DialError {
+        if let Some(refused) = err.get_ref().and_then(|e| e.downcast_ref::<ProxyRefused>()) {
+            return DialError::Proxy(refused.clone());
+        }
+        DialError::Unreachable {
+            url: url.to_string(),
+            err,
+        }
     }
 
     /// Whether something in front of the server stopped the link request
@@ -40,7 +63,7 @@ impl DialError {
         match self {
             DialError::Refused(r) => !r.from_uptun,
             DialError::NoAnswer { .. } => true,
-            DialError::Unreachable { .. } => false,
+            DialError::Unreachable { .. } | DialError::Proxy(_) => false,
         }
     }
 }
@@ -56,6 +79,8 @@ pub(crate) struct Dialed {
 /// Parameters of one link request.
 pub(crate) struct LinkParams<'a> {
     pub url: &'a ServerUrl,
+    /// The HTTP proxy to tunnel through, if any.
+    pub proxy: Option<&'a Proxy>,
     pub token: &'a Secret,
     pub kind: PeerKind,
     pub channels: Vec<String>,
@@ -78,9 +103,10 @@ pub(crate) async fn dial(p: &LinkParams<'_>, upgrade: Upgrade) -> Result<Dialed,
             ),
         )
     };
-    let socket = match tokio::time::timeout_at(deadline, transport::connect(p.url)).await {
+    let connect = transport::connect(p.url, p.proxy);
+    let socket = match tokio::time::timeout_at(deadline, connect).await {
         Ok(Ok(socket)) => socket,
-        Ok(Err(err)) => return Err(p.unreachable(err)),
+        Ok(Err(err)) => return Err(DialError::from_connect(p.url, err)),
         Err(_) => return Err(p.unreachable(timed_out())),
     };
     match tokio::time::timeout_at(deadline, handshake(p, socket, upgrade)).await {

@@ -21,6 +21,6 @@ pub use client::{connect, forward, ClientConfig, ForwardSpec};
 pub use dial::DialError;
 pub use proxy_header::ProxyProtocol;
 pub use target::Target;
-pub use transport::{Scheme, ServerUrl, TransportMode};
+pub use transport::{choose_proxy, Proxy, ProxyRefused, Scheme, ServerUrl, TransportMode};
 pub use uptun_cli::init_logging;
 pub use uptun_protocol::Secret;

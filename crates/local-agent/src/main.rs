@@ -19,6 +19,13 @@ fn main() -> ExitCode {
         Ok(pair) => pair,
         Err(msg) => return fail(&msg, USAGE),
     };
+    let proxy = match cli.common.proxy_for(&server) {
+        Ok(proxy) => proxy,
+        Err(msg) => return fail(&msg, USAGE),
+    };
+    if let Some(proxy) = &proxy {
+        tracing::info!(%proxy, from = proxy.source(), "reaching the server through an HTTP proxy");
+    }
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let shutdown = CancellationToken::new();
     let code = runtime.block_on(async {
@@ -33,6 +40,7 @@ fn main() -> ExitCode {
                     return fail(&msg, USAGE);
                 }
                 let mut config = AgentConfig::new(server, token, cli.channels);
+                config.proxy = proxy;
                 config.proxy_protocol = cli.proxy_protocol;
                 config.name = cli.name.or_else(hostname);
                 config.target_timeout = cli.target_timeout;
@@ -47,12 +55,14 @@ fn main() -> ExitCode {
                         USAGE,
                     ),
                     Err(AgentError::Config(msg)) => fail(&msg, USAGE),
+                    Err(AgentError::Proxy(refused)) => fail(&refused.to_string(), USAGE),
                 }
             }
             Some(Command::Forward { forwards }) => {
                 let config = ClientConfig {
                     server,
                     token,
+                    proxy,
                     mux: cli.common.link.mux(),
                     grace: cli.common.grace,
                     transport: cli.common.transport,
@@ -63,6 +73,7 @@ fn main() -> ExitCode {
                 let config = ClientConfig {
                     server,
                     token,
+                    proxy,
                     mux: cli.common.link.mux(),
                     grace: cli.common.grace,
                     transport: cli.common.transport,

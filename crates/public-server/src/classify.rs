@@ -135,6 +135,11 @@ pub(crate) async fn decide_from<R: AsyncRead + Unpin>(
     if is_endpoint(&head, &config.endpoint_prefix) {
         return Ok(Visitor::Endpoint { head });
     }
+    Ok(route_http(&head, buf, config, first))
+}
+
+/// Routes a whole HTTP request that is neither a link nor an endpoint.
+fn route_http(head: &RequestHead, buf: BytesMut, config: &Config, first: usize) -> Visitor {
     // Two Host headers make routing ambiguous (a router may pick one and
     // the target the other); RFC 9112 says to refuse them.
     let hosts = head
@@ -142,10 +147,7 @@ pub(crate) async fn decide_from<R: AsyncRead + Unpin>(
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("host"));
     if hosts.count() > 1 {
-        return Ok(Visitor::Reject(Refusal::new(
-            400,
-            "more than one Host header",
-        )));
+        return Visitor::Reject(Refusal::new(400, "more than one Host header"));
     }
     let facts = Facts {
         bytes: &buf,
@@ -159,11 +161,11 @@ pub(crate) async fn decide_from<R: AsyncRead + Unpin>(
         tls: None,
     };
     let decision = route::decide_from(&config.routes, first, &facts);
-    Ok(match resolve(decision, config) {
+    match resolve(decision, config) {
         Some(Routed::Channel(to)) => Visitor::Web { to, buf },
         Some(routed) => act(routed, buf),
         None => Visitor::Reject(Refusal::new(404, "no route matches this request")),
-    })
+    }
 }
 
 /// The first bytes the server reads before it must route on them.

@@ -9,6 +9,7 @@ use uptun_cli::channel_and_value;
 pub use uptun_cli::{init_logging, LinkArgs, LogFormat};
 use uptun_protocol::Secret;
 
+use crate::acme::{check_domain, LETS_ENCRYPT};
 use crate::auth::{Grant, GrantParser};
 use crate::limits::Limits;
 use crate::timeouts;
@@ -32,6 +33,12 @@ Examples:
   public-server --listen 0.0.0.0:443 --agent-token s3cret --client-token c1ient --admin-token adm1n
   curl -H \"Authorization: Bearer adm1n\" http://tunnel.example.com:443/_uptun/status
   curl -u admin:adm1n http://tunnel.example.com:443/_uptun/metrics
+
+  # On a VPS without a proxy in front: TLS on the same port, with a certificate
+  # from files (HUP reloads them) or from Let's Encrypt; plain ssh still works there
+  public-server --listen 0.0.0.0:443 --tls-cert fullchain.pem --tls-key privkey.pem
+  public-server --listen 0.0.0.0:443 --acme-domain tunnel.example.com \\
+      --acme-cache /var/lib/uptun/acme --acme-contact mailto:ops@example.com
 
   # Several tokens, some limited to channels (names, or a prefix ending in *):
   # agents with w3b may serve only web and dev-…; clients with 0ps may open only ssh
@@ -75,7 +82,8 @@ pub struct Cli {
         long,
         env = "UPTUN_ADMIN_TOKEN",
         hide_env_values = true,
-        value_name = "TOKEN"
+        value_name = "TOKEN",
+        value_parser = admin_token
     )]
     pub admin_token: Option<Secret>,
 
@@ -157,8 +165,54 @@ pub struct Cli {
           value_parser = uptun_cli::grace_in_range())]
     pub grace: Duration,
 
+    /// Terminate TLS on the port with this certificate chain (PEM, leaf first); needs --tls-key.
+    /// Plain connections are still served on the same port. HUP reloads both files.
+    #[arg(long, env = "UPTUN_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert
+    #[arg(long, env = "UPTUN_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Terminate TLS with a certificate for NAME from an ACME CA (Let's Encrypt), proved on this
+    /// port (TLS-ALPN-01: the CA must reach it as NAME:443); repeatable; needs --acme-cache
+    #[arg(long, env = "UPTUN_ACME_DOMAIN", value_delimiter = ',', value_name = "NAME",
+          value_parser = acme_domain)]
+    pub acme_domain: Vec<String>,
+
+    /// ACME directory URL of the CA
+    #[arg(long, env = "UPTUN_ACME_DIRECTORY", default_value = LETS_ENCRYPT, value_name = "URL")]
+    pub acme_directory: String,
+
+    /// Directory for the ACME account key and certificate, kept across restarts (created mode 700)
+    #[arg(long, env = "UPTUN_ACME_CACHE", value_name = "DIR")]
+    pub acme_cache: Option<PathBuf>,
+
+    /// Contact for the ACME account, as mailto:you@example.com; repeatable
+    #[arg(long, env = "UPTUN_ACME_CONTACT", value_delimiter = ',', value_name = "mailto:ADDRESS",
+          value_parser = acme_contact)]
+    pub acme_contact: Vec<String>,
+
+    /// CA certificate (PEM) of a private ACME server's HTTPS, such as pebble or step-ca [default: Mozilla's roots]
+    #[arg(long, env = "UPTUN_ACME_CA", value_name = "FILE")]
+    pub acme_ca: Option<PathBuf>,
+
     #[command(flatten)]
     pub link: LinkArgs,
+}
+
+fn acme_domain(name: &str) -> Result<String, String> {
+    check_domain(name).map_err(|err| err.to_string())?;
+    Ok(name.to_string())
+}
+
+pub(crate) fn acme_contact(contact: &str) -> Result<String, String> {
+    match contact.starts_with("mailto:") && contact.contains('@') {
+        true => Ok(contact.to_string()),
+        false => Err(format!(
+            "{contact:?} is not a mailto: address: write mailto:you@example.com"
+        )),
+    }
 }
 
 /// `CHANNEL=DURATION`, as in `ssh=30m`.
@@ -172,6 +226,16 @@ fn parse_idle_timeout(text: &str) -> Result<(String, Duration), String> {
 pub fn generate_token() -> String {
     use rand::distributions::{Alphanumeric, DistString};
     Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+}
+
+/// An empty admin token would let anyone in (Basic auth with an empty
+/// password), and a platform's settings form leaves a variable empty
+/// easily: refused, rather than read as "off".
+pub(crate) fn admin_token(token: &str) -> Result<Secret, String> {
+    match token.is_empty() {
+        true => Err("the admin token is empty, which would let anyone in: give a long random one, or leave it unset to keep status and metrics off".into()),
+        false => Ok(Secret::new(token)),
+    }
 }
 
 #[cfg(test)]
@@ -188,5 +252,16 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_admin_token_is_refused_not_a_blank_password() {
+        let err = Cli::try_parse_from(["public-server", "--admin-token", ""])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--admin-token") && err.contains("is empty"),
+            "{err}"
+        );
     }
 }

@@ -10,6 +10,7 @@ use uptun_protocol::Secret;
 use crate::auth::{Grant, Tokens};
 use crate::limits::Limits;
 use crate::route::{default_rules, Rule};
+use crate::tls::ServerTls;
 
 /// Server settings. `Cli` builds one from flags and the environment; tests
 /// and the demo build one directly. Tokens are [`Secret`]s: `{:?}` of a
@@ -41,6 +42,10 @@ pub struct Config {
     pub idle_timeouts: Vec<(String, Duration)>,
     /// Link tunables (window, ping interval, …).
     pub mux: uptun_protocol::Config,
+    /// The server's own TLS (`tls.rs`): connections that start a TLS
+    /// handshake are terminated and classified inside; `None` serves plain
+    /// TCP only.
+    pub tls: Option<ServerTls>,
 }
 
 impl Config {
@@ -60,6 +65,7 @@ impl Config {
             limits: Limits::default(),
             idle_timeouts: Vec::new(),
             mux: uptun_protocol::Config::default(),
+            tls: None,
         }
     }
 

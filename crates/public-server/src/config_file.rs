@@ -32,7 +32,7 @@ pub struct FileConfig {
     pub agent_tokens: Option<Vec<Spanned<TokenEntry>>>,
     #[serde(default)]
     pub client_tokens: Option<Vec<Spanned<TokenEntry>>>,
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Spanned<String>>,
     pub http_channel: Option<Spanned<String>>,
     pub ssh_channel: Option<Spanned<String>>,
     pub tcp_channel: Option<Spanned<String>>,
@@ -51,6 +51,13 @@ pub struct FileConfig {
     pub ping_misses: Option<Spanned<u32>>,
     pub max_streams: Option<Spanned<usize>>,
     pub log_format: Option<Spanned<String>>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub acme_domains: Option<Vec<Spanned<String>>>,
+    pub acme_directory: Option<String>,
+    pub acme_cache: Option<String>,
+    pub acme_contacts: Option<Vec<Spanned<String>>>,
+    pub acme_ca: Option<String>,
     #[serde(default)]
     pub route: Vec<Spanned<RouteTable>>,
 }
@@ -107,6 +114,8 @@ pub struct ConfigError {
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.line {
+            // A mistake in the flags alone has no file to name.
+            0 if self.path.as_os_str().is_empty() => f.write_str(&self.message),
             0 => write!(f, "{}: {}", self.path.display(), self.message),
             line => write!(
                 f,
@@ -177,6 +186,14 @@ pub struct FileValues {
     pub ping_misses: Option<u32>,
     pub max_streams: Option<usize>,
     pub log_format: Option<LogFormat>,
+    /// Paths relative to the file's own directory, made whole.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub acme_domains: Option<Vec<String>>,
+    pub acme_directory: Option<String>,
+    pub acme_cache: Option<PathBuf>,
+    pub acme_contacts: Option<Vec<String>>,
+    pub acme_ca: Option<PathBuf>,
 }
 
 /// Reads, parses and checks the file at `path`.
@@ -210,8 +227,17 @@ pub fn parse(path: &Path, text: &str) -> Result<FileValues, ConfigError> {
             "http_channel, ssh_channel and tcp_channel shape the default routes; with [[route]] tables, write those routes instead",
         ));
     }
+    values(&file, routes, &source)
+}
+
+/// The file's settings, each checked against the bounds its flag has.
+fn values(
+    file: &FileConfig,
+    routes: Option<Vec<Rule>>,
+    source: &Source<'_>,
+) -> Result<FileValues, ConfigError> {
     let channel = |value: &Option<Spanned<String>>| {
-        optional(value, &source, |name| match valid_channel_name(name) {
+        optional(value, source, |name| match valid_channel_name(name) {
             true => Ok(name.clone()),
             false => Err(format!(
                 "{name:?} is not a channel name: use letters, digits, '-', '_' or '.'"
@@ -229,16 +255,16 @@ pub fn parse(path: &Path, text: &str) -> Result<FileValues, ConfigError> {
             .transpose()
     };
     let time = |value: &Option<Spanned<String>>, parse: fn(&str) -> Result<Duration, String>| {
-        optional(value, &source, |text| parse(text))
+        optional(value, source, |text| parse(text))
     };
     let count = |value: &Option<Spanned<usize>>, max: usize| {
-        optional(value, &source, |n| in_range(*n, 1, max))
+        optional(value, source, |n| in_range(*n, 1, max))
     };
     Ok(FileValues {
         listen: file.listen.clone(),
         agent_tokens: tokens(&file.agent_tokens)?,
         client_tokens: tokens(&file.client_tokens)?,
-        admin_token: file.admin_token.as_deref().map(Secret::new),
+        admin_token: optional(&file.admin_token, source, |t| crate::cli::admin_token(t))?,
         routes,
         http_channel: channel(&file.http_channel)?,
         ssh_channel: channel(&file.ssh_channel)?,
@@ -248,22 +274,53 @@ pub fn parse(path: &Path, text: &str) -> Result<FileValues, ConfigError> {
         sniff_timeout: time(&file.sniff_timeout, timeouts::sniff)?,
         header_timeout: time(&file.header_timeout, timeouts::header)?,
         grace: time(&file.grace, timeouts::grace)?,
-        idle_timeouts: idle_timeouts(&file, &source)?,
+        idle_timeouts: idle_timeouts(file, source)?,
         max_unclassified: count(&file.max_unclassified, 1_000_000)?,
         max_unclassified_per_source: count(&file.max_unclassified_per_source, 1_000_000)?,
         max_links_per_token: count(&file.max_links_per_token, 1_000_000)?,
-        window: optional(&file.window, &source, |w| {
+        window: optional(&file.window, source, |w| {
             in_range(*w, MIN_WINDOW, MAX_WINDOW)
         })?,
-        ping_interval: optional(&file.ping_interval, &source, |t| {
+        ping_interval: optional(&file.ping_interval, source, |t| {
             duration_in(MIN_PING_INTERVAL, MAX_PING_INTERVAL)(t)
         })?,
-        ping_misses: optional(&file.ping_misses, &source, |n| {
+        ping_misses: optional(&file.ping_misses, source, |n| {
             in_range(*n, MIN_PING_MISSES, MAX_PING_MISSES)
         })?,
         max_streams: count(&file.max_streams, 1_048_576)?,
-        log_format: optional(&file.log_format, &source, |f| f.parse())?,
+        log_format: optional(&file.log_format, source, |f| f.parse())?,
+        tls_cert: beside(source.path, &file.tls_cert),
+        tls_key: beside(source.path, &file.tls_key),
+        acme_domains: list(&file.acme_domains, source, |name| {
+            crate::acme::check_domain(name)
+                .map(|()| name.clone())
+                .map_err(|err| err.to_string())
+        })?,
+        acme_directory: file.acme_directory.clone(),
+        acme_cache: beside(source.path, &file.acme_cache),
+        acme_contacts: list(&file.acme_contacts, source, |c| crate::cli::acme_contact(c))?,
+        acme_ca: beside(source.path, &file.acme_ca),
     })
+}
+
+/// A path the file names, taken from the file's own directory when it is
+/// relative (so the server finds it whatever directory it runs in).
+fn beside(file: &Path, value: &Option<String>) -> Option<PathBuf> {
+    let dir = file.parent().unwrap_or(Path::new(""));
+    value.as_ref().map(|v| dir.join(v))
+}
+
+/// Checks every entry of an optional list.
+fn list<T, U>(
+    values: &Option<Vec<Spanned<T>>>,
+    source: &Source<'_>,
+    check: impl Fn(&T) -> Result<U, String>,
+) -> Result<Option<Vec<U>>, ConfigError> {
+    let Some(values) = values else {
+        return Ok(None);
+    };
+    let checked = values.iter().map(|v| source.check(v, &check));
+    checked.collect::<Result<_, _>>().map(Some)
 }
 
 /// Checks an optional value.

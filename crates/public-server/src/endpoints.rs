@@ -5,10 +5,10 @@
 
 use base64::Engine;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use uptun_protocol::handshake::{status_text, RequestHead};
 
 use crate::exposition::{metrics_text, CONTENT_TYPE as METRICS_TYPE};
+use crate::socket::Socket;
 use crate::state::State;
 use crate::status::status;
 
@@ -42,7 +42,7 @@ impl Answer {
     }
 }
 
-pub(crate) async fn serve(mut socket: TcpStream, head: &RequestHead, state: &State) {
+pub(crate) async fn serve(mut socket: Socket, head: &RequestHead, state: &State) {
     let path = head.path.split('?').next().unwrap_or_default();
     let config = state.config();
     let prefix = config.endpoint_prefix.as_str();

@@ -3,6 +3,7 @@
 //! relays users to the agents serving their channel.
 #![forbid(unsafe_code)]
 
+mod acme;
 mod auth;
 mod classify;
 mod cli;
@@ -29,13 +30,16 @@ mod settings;
 mod shutdown;
 mod silent;
 mod sni;
+mod socket;
 mod state;
 mod status;
 mod tap;
 mod timeouts;
+mod tls;
 mod users;
 mod ws_link;
 
+pub use acme::{AcmeSettings, LETS_ENCRYPT};
 pub use auth::{Channels, Grant, Tokens};
 pub use cli::{generate_token, init_logging, Cli, LogFormat};
 pub use config::{Config, LiveConfig};
@@ -47,4 +51,5 @@ pub use route::{Action, Destination, Matcher, RouteTimeouts, Rule};
 pub use server::run;
 pub use settings::{Resolved, Settings};
 pub use shutdown::{Shutdown, DEFAULT_GRACE};
+pub use tls::{reload as reload_tls, ServerTls, TlsSettings};
 pub use uptun_protocol::Secret;

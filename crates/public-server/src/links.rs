@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tracing::{info, warn};
 use uptun_protocol::handshake::{accept_response, LinkRequest, PeerKind, Refusal, RequestHead};
 use uptun_protocol::{
@@ -18,10 +17,11 @@ use crate::auth::{self, Channels};
 use crate::meter::Way;
 use crate::registry::AgentInfo;
 use crate::route::Destination;
+use crate::socket::Socket;
 use crate::state::State;
 
 pub(crate) async fn serve(
-    socket: TcpStream,
+    socket: Socket,
     peer: SocketAddr,
     kind: PeerKind,
     head: RequestHead,
@@ -78,7 +78,7 @@ pub(crate) async fn serve(
 
 /// Answers 101 and starts the link in the `Upgrade: tcp` form.
 async fn start(
-    mut socket: TcpStream,
+    mut socket: Socket,
     leftover: BytesMut,
     mux: Config,
     peer_window: u32,
@@ -101,7 +101,7 @@ async fn start(
 /// source address, and a source that keeps failing waits before it hears
 /// the answer (`penalty.rs`). The log names the peer, never a token.
 async fn refuse(
-    mut socket: TcpStream,
+    mut socket: Socket,
     peer: SocketAddr,
     kind: PeerKind,
     refusal: Refusal,

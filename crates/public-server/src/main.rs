@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use public_server::{
-    generate_token, init_logging, run, Grant, LiveConfig, Resolved, Settings, Shutdown,
+    generate_token, init_logging, reload_tls, run, Grant, LiveConfig, Resolved, ServerTls,
+    Settings, Shutdown, TlsSettings,
 };
 use uptun_cli::{Signal, Signals};
 
@@ -22,6 +23,13 @@ fn main() -> ExitCode {
         }
     };
     if settings.cli().check_config {
+        // Certificate files are checked too; ACME only once it runs.
+        if let TlsSettings::Files { cert, key } = &resolved.tls {
+            if let Err(err) = ServerTls::from_pem_files(cert, key) {
+                eprintln!("public-server: {err:#}");
+                return ExitCode::from(2);
+            }
+        }
         println!("{}", checked(&settings, &resolved));
         return ExitCode::SUCCESS;
     }
@@ -57,6 +65,7 @@ async fn serve(settings: Settings, mut resolved: Resolved) -> anyhow::Result<()>
             format!("could not listen on {addr} (choose another with --listen or PORT)")
         })?;
     let local = listener.local_addr()?;
+    resolved.config.tls = resolved.tls.load()?;
     // A token generated for this run is kept across reloads, so agents
     // started with it stay welcome.
     let generated = match resolved.config.tokens.agents.is_empty() {
@@ -126,12 +135,11 @@ async fn obey(mut signals: Signals, shutdown: Shutdown, grace: Duration, reloadi
 }
 
 /// `HUP`: reads the config file again and puts its routes and tokens in
-/// force for new connections; a bad file is logged and changes nothing.
+/// force for new connections, and reads the TLS certificate and key files
+/// again (with or without a config file: a renewed certificate needs no
+/// restart); a bad file is logged and changes nothing.
 fn reload(settings: &Settings, live: &LiveConfig, generated: Option<&Grant>) {
-    let Some(path) = settings.config_path() else {
-        tracing::warn!("HUP: no --config file given; nothing to reload");
-        return;
-    };
+    let path = settings.config_path();
     let mut resolved = match settings.resolve() {
         Ok(resolved) => resolved,
         Err(err) => {
@@ -139,14 +147,21 @@ fn reload(settings: &Settings, live: &LiveConfig, generated: Option<&Grant>) {
             return;
         }
     };
+    let old = live.current();
+    if path.is_none() && resolved.tls == TlsSettings::Off {
+        tracing::warn!("HUP: no --config file and no --tls-cert given; nothing to reload");
+        return;
+    }
     if let (true, Some(grant)) = (resolved.config.tokens.agents.is_empty(), generated) {
         resolved.config.tokens.agents.push(grant.clone());
     }
-    let old = live.current();
     if old.limits != resolved.config.limits || old.mux != resolved.config.mux {
         tracing::warn!("HUP: admission limits and link settings take effect only at restart");
     }
+    resolved.config.tls = reload_tls(old.tls.as_ref(), &resolved.tls);
     let routes = resolved.config.routes.len();
     live.replace(resolved.config);
-    tracing::info!(file = %path.display(), routes, "HUP: config reloaded");
+    if let Some(path) = path {
+        tracing::info!(file = %path.display(), routes, "HUP: config reloaded");
+    }
 }

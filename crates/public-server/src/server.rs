@@ -11,13 +11,16 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, info_span, warn, Instrument};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 
 use crate::classify::{classify, classify_more, looks_like_http, Visitor};
 use crate::config::{Config, LiveConfig};
 use crate::limits::Admitted;
 use crate::route::Destination;
 use crate::shutdown::Shutdown;
+use crate::socket::Socket;
 use crate::state::State;
+use crate::tls::{self, Opened};
 use crate::users::UserKind;
 use crate::{endpoints, links, silent, users};
 
@@ -42,7 +45,7 @@ pub async fn run(
                     Ok(admitted) => {
                         tracker.spawn(handle(socket, peer, admitted, state.clone()));
                     }
-                    Err(why) => turn_away(socket, peer, why, &state),
+                    Err(why) => turn_away(Socket::Plain(socket), peer, why, &state),
                 },
                 Err(err) => {
                     // Out of file descriptors or similar: back off instead of spinning.
@@ -86,19 +89,34 @@ const AFTER_CUT: Duration = Duration::from_secs(1);
 
 /// Classifies one connection and serves it. Every user connection's task
 /// lives as long as the connection, so the big, short or rare steps
-/// (classifying, agent links, endpoints) are boxed: the task keeps only the
-/// relay's state while it waits (10,000 idle users must stay cheap).
-async fn handle(mut socket: TcpStream, peer: SocketAddr, admitted: Admitted, state: Arc<State>) {
+/// (TLS handshakes, classifying, agent links, endpoints) are boxed: the
+/// task keeps only the relay's state while it waits (10,000 idle users must
+/// stay cheap).
+async fn handle(socket: TcpStream, peer: SocketAddr, admitted: Admitted, state: Arc<State>) {
     let _ = socket.set_nodelay(true);
     let config = state.config();
-    let visitor = match Box::pin(classify_until_cut(&mut socket, &config, &state)).await {
+    let (mut socket, silent) = match &config.tls {
+        None => (Socket::Plain(socket), false),
+        Some(tls) => match Box::pin(tls::open(socket, tls, &config, peer, &state.cut)).await {
+            Opened::Socket(socket) => (socket, false),
+            Opened::Silent(socket) => (Socket::Plain(socket), true),
+            Opened::Done => return,
+            Opened::Failed => return state.metrics.classify_failed(),
+        },
+    };
+    let classified = match silent {
+        // The TLS check waited out the sniff timeout already.
+        true => Some(Ok(Visitor::Silent { first: 0 })),
+        false => Box::pin(classify_until_cut(&mut socket, &config, &state)).await,
+    };
+    let visitor = match classified {
         Some(Ok(v)) => v,
         Some(Err(err)) => {
             state.metrics.classify_failed();
             tracing::debug!(%peer, %err, "connection failed before it was classified");
             return;
         }
-        None => return uptun_protocol::abort_tcp(socket),
+        None => return socket.abort(),
     };
     drop((admitted, config));
     state.metrics.classified(&visitor);
@@ -119,7 +137,7 @@ async fn handle(mut socket: TcpStream, peer: SocketAddr, admitted: Admitted, sta
 
 /// Classifies a connection; `None` if the server's grace ran out first.
 async fn classify_until_cut(
-    socket: &mut TcpStream,
+    socket: &mut Socket,
     config: &Config,
     state: &State,
 ) -> Option<std::io::Result<Visitor>> {
@@ -132,19 +150,20 @@ async fn classify_until_cut(
 /// Refuses a connection over an admission limit without a task: the short
 /// answer fits an empty socket buffer, so it is written without waiting
 /// (what does not fit is not worth waiting for).
-pub(crate) fn turn_away(socket: TcpStream, peer: SocketAddr, why: &str, state: &State) {
+pub(crate) fn turn_away(mut socket: Socket, peer: SocketAddr, why: &str, state: &State) {
     state.metrics.over_limit();
     if let Some(refused) = state.admission.refused() {
         warn!(%peer, refused, why, "connections refused over the admission limits");
     }
     let body = format!("uptun: {why}; try again shortly\n");
     let page = users::plain_page(503, &body, "Retry-After: 1\r\n");
-    let _ = socket.try_write(page.as_bytes());
+    // One poll: a write that would wait is given up, as `try_write` would.
+    let _ = socket.write_all(page.as_bytes()).now_or_never();
 }
 
 /// Serves a classified connection.
 pub(crate) async fn serve(
-    mut socket: TcpStream,
+    mut socket: Socket,
     peer: SocketAddr,
     visitor: Visitor,
     state: Arc<State>,
@@ -176,7 +195,7 @@ pub(crate) async fn serve(
         }
         Visitor::Unrouted => {
             tracing::debug!(%peer, "no route takes this connection's first bytes: reset");
-            uptun_protocol::abort_tcp(socket);
+            socket.abort();
         }
         Visitor::Raw { to, buf } => {
             users::serve_user(socket, peer, &to, buf, UserKind::Raw, &state).await
@@ -195,7 +214,7 @@ pub(crate) async fn serve(
 /// route's channel, or classify what the user sends next with the rules
 /// after that route. Each reply moves past its rule, so this ends.
 async fn replied(
-    mut socket: TcpStream,
+    mut socket: Socket,
     peer: SocketAddr,
     bytes: Bytes,
     then: Option<Destination>,

@@ -10,11 +10,13 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use uptun_cli::LogFormat;
 
+use crate::acme::AcmeSettings;
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::config_file::{self, ConfigError, FileValues};
 use crate::limits::Limits;
 use crate::route::default_rules;
+use crate::tls::TlsSettings;
 
 /// The command line as given, and which of its values were given rather
 /// than defaulted.
@@ -42,6 +44,9 @@ pub struct Resolved {
     pub grace: Duration,
     /// Rules from the config file, if it has `[[route]]` tables.
     pub file_routes: Option<usize>,
+    /// Where the server's certificate comes from; `main` loads it (and puts
+    /// it in `config.tls`), so resolving reads no certificate.
+    pub tls: TlsSettings,
 }
 
 impl Settings {
@@ -76,7 +81,7 @@ impl Settings {
             Some(path) => config_file::load(path)?,
             None => FileValues::default(),
         };
-        Ok(self.layer(file))
+        self.layer(file)
     }
 
     /// Whether `id`'s value came from the command line or the environment.
@@ -95,7 +100,8 @@ impl Settings {
         }
     }
 
-    fn layer(&self, file: FileValues) -> Resolved {
+    fn layer(&self, mut file: FileValues) -> Result<Resolved, ConfigError> {
+        let tls = self.tls(&mut file)?;
         let cli = &self.cli;
         let mut config = Config::new(uptun_protocol::Secret::default());
         config.tokens.agents = self.pick("agent_token", &cli.agent_token, file.agent_tokens);
@@ -148,13 +154,57 @@ impl Settings {
         link.ping_misses = self.pick("ping_misses", &link.ping_misses, file.ping_misses);
         link.max_streams = self.pick("max_streams", &link.max_streams, file.max_streams);
         config.mux = link.mux();
-        Resolved {
+        Ok(Resolved {
             config,
             listen: listen_addr(self.pick("listen", &cli.listen, file.listen.map(Some))),
             log_format: self.pick("log_format", &link.log_format, file.log_format),
             grace: self.pick("grace", &cli.grace, file.grace),
             file_routes,
-        }
+            tls,
+        })
+    }
+
+    /// The TLS settings from the flags and the file: a certificate and its
+    /// key, or ACME, or neither. Mistakes name the flag and the file's key.
+    fn tls(&self, file: &mut FileValues) -> Result<TlsSettings, ConfigError> {
+        let cli = &self.cli;
+        let cert = self.pick("tls_cert", &cli.tls_cert, file.tls_cert.take().map(Some));
+        let key = self.pick("tls_key", &cli.tls_key, file.tls_key.take().map(Some));
+        let domains = self.pick("acme_domain", &cli.acme_domain, file.acme_domains.take());
+        let error = |message: &str| ConfigError {
+            path: self
+                .config_path()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+        };
+        let acme = match (cert, key, domains.is_empty()) {
+            (None, None, true) => return Ok(TlsSettings::Off),
+            (Some(cert), Some(key), true) => return Ok(TlsSettings::Files { cert, key }),
+            (Some(_), None, _) => return Err(error("--tls-cert needs --tls-key (tls_key in the config file), the certificate's private key")),
+            (None, Some(_), _) => return Err(error("--tls-key needs --tls-cert (tls_cert in the config file), the certificate chain")),
+            (Some(_), Some(_), false) => return Err(error("a certificate from files (--tls-cert) or from ACME (--acme-domain), not both")),
+            (None, None, false) => domains,
+        };
+        let cache = self.pick(
+            "acme_cache",
+            &cli.acme_cache,
+            file.acme_cache.take().map(Some),
+        );
+        let cache = cache.ok_or_else(|| error("--acme-domain needs --acme-cache DIR (acme_cache in the config file): without it every start orders a new certificate, and Let's Encrypt allows 5 a week for the same names"))?;
+        Ok(TlsSettings::Acme(AcmeSettings {
+            domains: acme,
+            directory: self.pick(
+                "acme_directory",
+                &cli.acme_directory,
+                file.acme_directory.take(),
+            ),
+            cache,
+            contacts: self.pick("acme_contact", &cli.acme_contact, file.acme_contacts.take()),
+            directory_ca: self.pick("acme_ca", &cli.acme_ca, file.acme_ca.take().map(Some)),
+        }))
     }
 }
 

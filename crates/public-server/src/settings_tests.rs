@@ -190,6 +190,7 @@ fn mistakes_name_their_line_and_what_is_wrong() {
         ),
         ("agent_tokens = [\"s3cret:bad list\"]\n", 1, "invalid"),
         ("[idle_timeout]\nssh = \"0s\"\n", 2, "out of range"),
+        ("\nadmin_token = \"\"\n", 2, "admin token is empty"),
     ];
     for (text, line, needle) in cases {
         let (err, shown) = error(text);
@@ -237,4 +238,89 @@ fn the_annotated_example_parses_and_routes_as_it_says() {
     );
     assert_eq!(channel(b"SSH-2.0-OpenSSH"), "ssh");
     assert_eq!(channel(b"\x16\x03\x01"), "tcp");
+}
+
+#[test]
+fn tls_comes_from_flags_or_the_file_beside_it() {
+    use crate::tls::TlsSettings;
+    let flags = resolved(&["--tls-cert", "/etc/c.pem", "--tls-key", "/etc/k.pem"]);
+    let files = |cert: &str, key: &str| TlsSettings::Files {
+        cert: PathBuf::from(cert),
+        key: PathBuf::from(key),
+    };
+    assert_eq!(flags.tls, files("/etc/c.pem", "/etc/k.pem"));
+    assert_eq!(resolved(&[]).tls, TlsSettings::Off);
+
+    // Relative paths in a file are the file's neighbours; a flag still wins.
+    let (dir, path) = file("tls_cert = \"c.pem\"\ntls_key = \"/abs/k.pem\"\n");
+    let from_file = resolved(&["--config", &path]).tls;
+    let beside = dir.path().join("c.pem");
+    assert_eq!(from_file, files(beside.to_str().unwrap(), "/abs/k.pem"));
+    let mixed = resolved(&["--config", &path, "--tls-key", "flag.pem"]).tls;
+    assert_eq!(mixed, files(beside.to_str().unwrap(), "flag.pem"));
+}
+
+#[test]
+fn acme_settings_layer_like_the_rest() {
+    let (_dir, path) = file(
+        "acme_domains = [\"a.example.com\", \"b.example.com\"]\nacme_cache = \"/var/lib/uptun\"\nacme_contacts = [\"mailto:ops@example.com\"]\n",
+    );
+    let crate::tls::TlsSettings::Acme(acme) = resolved(&["--config", &path]).tls else {
+        panic!("ACME settings from the file");
+    };
+    assert_eq!(acme.domains, ["a.example.com", "b.example.com"]);
+    assert_eq!(acme.directory, crate::acme::LETS_ENCRYPT);
+    assert_eq!(acme.cache, PathBuf::from("/var/lib/uptun"));
+    assert_eq!(acme.contacts, ["mailto:ops@example.com"]);
+    let flags = [
+        "--config",
+        &path,
+        "--acme-domain",
+        "c.example.com",
+        "--acme-directory",
+        "https://127.0.0.1:14000/dir",
+    ];
+    let crate::tls::TlsSettings::Acme(acme) = resolved(&flags).tls else {
+        panic!("ACME settings from the flags");
+    };
+    assert_eq!(acme.domains, ["c.example.com"]);
+    assert_eq!(acme.directory, "https://127.0.0.1:14000/dir");
+}
+
+#[test]
+fn tls_mistakes_say_what_to_add_or_drop() {
+    let refused = |args: &[&str]| {
+        let mut all = vec!["public-server"];
+        all.extend_from_slice(args);
+        let settings = Settings::try_parse_from(all).unwrap();
+        settings.resolve().unwrap_err().to_string()
+    };
+    let err = refused(&["--tls-cert", "c.pem"]);
+    assert!(err.starts_with("--tls-cert needs --tls-key"), "{err}");
+    let err = refused(&["--tls-key", "k.pem"]);
+    assert!(err.contains("needs --tls-cert"), "{err}");
+    let err = refused(&["--acme-domain", "a.example.com"]);
+    assert!(err.contains("needs --acme-cache DIR"), "{err}");
+    let both = [
+        "--tls-cert",
+        "c.pem",
+        "--tls-key",
+        "k.pem",
+        "--acme-domain",
+        "a.example.com",
+    ];
+    assert!(refused(&both).contains("not both"));
+
+    let flag = Settings::try_parse_from(["public-server", "--acme-domain", "*.example.com"]);
+    let err = flag.unwrap_err().to_string();
+    assert!(err.contains("wildcards need DNS-01"), "{err}");
+    let flag = Settings::try_parse_from(["public-server", "--acme-contact", "ops@example.com"]);
+    assert!(flag
+        .unwrap_err()
+        .to_string()
+        .contains("mailto:you@example.com"));
+
+    let (err, shown) = error("\nacme_domains = [\"ok.example.com\", \"10.0.0.1\"]\n");
+    assert_eq!(err.line, 2, "{shown}");
+    assert!(shown.contains("not a DNS name"), "{shown}");
 }

@@ -16,9 +16,8 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tracing::{debug, warn};
-use uptun_protocol::{abort_tcp, end_tcp, relay_ending};
+use uptun_protocol::relay_ending;
 
 use crate::classify::{could_be_http_start, decide_from, looks_like_http, route_silent, Visitor};
 use crate::idle::{bounded_by_idle, Activity};
@@ -26,12 +25,13 @@ use crate::meter::{MeteredStream, Way};
 use crate::open::open_to_agent;
 use crate::route::{Destination, Routed};
 use crate::server::{serve as serve_visitor, turn_away};
+use crate::socket::{self, Socket};
 use crate::state::State;
 use crate::users::relay_socket;
 
 /// Serves a connection silent past the sniff timeout, routed with the
 /// rules from `first` on.
-pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, first: usize, state: Arc<State>) {
+pub(crate) async fn serve(socket: Socket, peer: SocketAddr, first: usize, state: Arc<State>) {
     let routed = route_silent(&state.config(), first);
     let channel = match &routed {
         Some(Routed::Channel(to)) => Some(to.channel.as_str()),
@@ -59,7 +59,7 @@ pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, first: usize, sta
         }
         None => {
             debug!(%peer, "no route takes a silent connection: reset");
-            return abort_tcp(socket);
+            return socket.abort();
         }
     };
     speculate(socket, peer, to, first, state).await
@@ -68,7 +68,7 @@ pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, first: usize, sta
 /// Opens a stream to the silent route's channel at once and lets whichever
 /// side speaks first decide.
 async fn speculate(
-    mut socket: TcpStream,
+    mut socket: Socket,
     peer: SocketAddr,
     to: Destination,
     first: usize,
@@ -101,13 +101,28 @@ async fn speculate(
         Some(Ok(stream)) => stream,
         Some(Err(turned)) => {
             warn!(%peer, %channel, %turned, detail = %turned.detail(), "silent user turned away: reset");
-            return abort_tcp(socket);
+            return socket.abort();
         }
         None => return reclassify(socket, peer, buf, None, (&to, first), state).await,
     };
     if user_finished {
         return relay_checked(stream, socket, peer, &to).await;
     }
+    first_speaker(stream, socket, peer, buf, (to, first), state).await
+}
+
+/// The stream is open and nobody has spoken: whichever side speaks first
+/// decides what the connection is.
+async fn first_speaker(
+    stream: MeteredStream,
+    mut socket: Socket,
+    peer: SocketAddr,
+    mut buf: BytesMut,
+    // The silent route's destination, and the rule routing started from.
+    (to, first): (Destination, usize),
+    state: Arc<State>,
+) {
+    let channel = to.channel.as_str();
     // Nothing has moved yet either way: the channel's idle timeout, if it
     // has one, bounds this wait as it bounds the relay after it.
     let idle = to.idle_timeout;
@@ -123,7 +138,7 @@ async fn speculate(
         () = quiet_too_long => {
             debug!(%peer, %channel, "silent user and target both quiet past the idle timeout: reset");
             stream.reset("no data either way (idle timeout)");
-            return abort_tcp(socket);
+            return socket.abort();
         }
     };
     match spoke {
@@ -135,7 +150,7 @@ async fn speculate(
         Ok(Ok(Some(banner))) => {
             if socket.write_all(&banner).await.is_err() {
                 stream.reset("the user left");
-                return abort_tcp(socket);
+                return socket.abort();
             }
             stream.add(Way::FromAgent, banner.len());
             relay_checked(stream, socket, peer, &to).await
@@ -143,7 +158,7 @@ async fn speculate(
         Ok(Ok(None)) => relay_checked(stream, socket, peer, &to).await,
         Ok(Err(err)) => {
             debug!(%peer, %channel, %err, "silent user's stream failed before a byte");
-            abort_tcp(socket)
+            socket.abort()
         }
     }
 }
@@ -152,7 +167,7 @@ async fn speculate(
 /// Bytes for the silent channel go on the speculative stream; anything else
 /// resets it and is served where it belongs.
 async fn reclassify(
-    mut socket: TcpStream,
+    mut socket: Socket,
     peer: SocketAddr,
     buf: BytesMut,
     speculative: Option<MeteredStream>,
@@ -182,7 +197,7 @@ async fn reclassify(
         (Visitor::Raw { to, buf }, Some(stream)) if to.channel == silent.channel => {
             let sent = buf.len();
             if stream.send(buf.freeze()).await.is_err() {
-                return abort_tcp(socket);
+                return socket.abort();
             }
             stream.add(Way::ToAgent, sent);
             relay_socket(stream, socket, silent.idle_timeout).await
@@ -198,12 +213,7 @@ async fn reclassify(
 
 /// Relays a stream whose target spoke first, checking the user's first
 /// bytes before any reach the target.
-async fn relay_checked(
-    stream: MeteredStream,
-    socket: TcpStream,
-    peer: SocketAddr,
-    to: &Destination,
-) {
+async fn relay_checked(stream: MeteredStream, socket: Socket, peer: SocketAddr, to: &Destination) {
     let channel = &to.channel;
     let (stream, meter) = stream.into_parts();
     let activity = Activity::new();
@@ -224,7 +234,7 @@ async fn relay_checked(
     }
     // A refused first request is always reset, whatever the target did.
     let fin_delivered = fin_delivered && !read.refused;
-    end_tcp(
+    socket::end(
         read.inner.into_inner().into_inner(),
         write.into_inner().into_inner(),
         &outcome,

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tracing::{debug, warn};
 use uptun_protocol::handshake::status_text;
-use uptun_protocol::{abort_tcp, end_tcp, relay_ending, MuxStream, RelayError, RelayStats};
+use uptun_protocol::{relay_ending, MuxStream, RelayError, RelayStats};
 
 use crate::idle::{bounded_by_idle, Activity};
 use crate::meter::{MeteredStream, StreamMeter, Way};
 use crate::open::{open_to_agent, TurnedAway};
 use crate::route::Destination;
+use crate::socket::{self, Socket};
 use crate::state::State;
 
 /// How a user that cannot be served learns it.
@@ -30,7 +30,7 @@ pub(crate) enum UserKind {
 /// Opens a stream to an agent of `channel` with the bytes already read and
 /// relays; a user that cannot be served gets a page (web) or a reset (raw).
 pub(crate) async fn serve_user(
-    socket: TcpStream,
+    socket: Socket,
     peer: SocketAddr,
     to: &Destination,
     first: BytesMut,
@@ -46,7 +46,7 @@ pub(crate) async fn serve_user(
         }
         Err(turned) => {
             warn!(%peer, %channel, %turned, detail = %turned.detail(), "raw user turned away: reset");
-            abort_tcp(socket);
+            socket.abort();
         }
     }
 }
@@ -54,7 +54,7 @@ pub(crate) async fn serve_user(
 /// Tells a web user that could not be served why, in a page that names the
 /// channel and never the target (boxed by the caller: rare, and its state
 /// need not be part of every web user's task).
-async fn show_page(mut socket: TcpStream, peer: SocketAddr, channel: &str, turned: TurnedAway) {
+async fn show_page(mut socket: Socket, peer: SocketAddr, channel: &str, turned: TurnedAway) {
     let status = turned.status();
     warn!(%peer, %channel, status, detail = %turned.detail(), "web user turned away");
     let page = plain_page(
@@ -78,7 +78,7 @@ pub(crate) fn plain_page(status: u16, body: &str, extra: &str) -> String {
 
 /// Relays a user's socket until both directions end; an abnormal end (or
 /// the channel's idle timeout) resets the socket.
-pub(crate) async fn relay_socket(stream: MeteredStream, socket: TcpStream, idle: Option<Duration>) {
+pub(crate) async fn relay_socket(stream: MeteredStream, socket: Socket, idle: Option<Duration>) {
     let (stream, meter) = stream.into_parts();
     let id = stream.id();
     // The idle-timeout relay is boxed: its larger state would otherwise be
@@ -102,14 +102,14 @@ pub(crate) async fn relay_socket(stream: MeteredStream, socket: TcpStream, idle:
 /// `relay_tcp` with the socket's bytes counted on the stream's channel.
 async fn relay_counted(
     stream: MuxStream,
-    socket: TcpStream,
+    socket: Socket,
     meter: &StreamMeter,
 ) -> Result<RelayStats, RelayError> {
     let (read, write) = socket.into_split();
     let mut read = meter.count(Way::ToAgent, read);
     let mut write = meter.count(Way::FromAgent, write);
     let (outcome, fin_delivered) = relay_ending(stream, &mut read, &mut write).await;
-    end_tcp(
+    socket::end(
         read.into_inner(),
         write.into_inner(),
         &outcome,
@@ -121,7 +121,7 @@ async fn relay_counted(
 
 async fn relay_with_idle(
     stream: MuxStream,
-    socket: TcpStream,
+    socket: Socket,
     limit: Duration,
     meter: &StreamMeter,
 ) -> Result<RelayStats, RelayError> {
@@ -131,7 +131,7 @@ async fn relay_with_idle(
     let mut write = activity.watch(meter.count(Way::FromAgent, write));
     let relay = relay_ending(stream, &mut read, &mut write);
     let (outcome, fin_delivered) = bounded_by_idle(relay, &activity, limit).await;
-    end_tcp(
+    socket::end(
         read.into_inner().into_inner(),
         write.into_inner().into_inner(),
         &outcome,

@@ -147,3 +147,32 @@ fn the_environment_overrides_the_config_file() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(line.contains("listening addr=127.0.0.1:"), "{line}");
 }
+
+/// A certificate that does not load stops the server before it serves
+/// anyone, with one line naming the files; `--check-config` says so too.
+#[test]
+fn a_certificate_that_does_not_load_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    std::fs::write(&key, "not a key\n").unwrap();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let tls = ["--tls-cert", cert, "--tls-key", key];
+    let out = server(&[&["--listen", "127.0.0.1:0", "--agent-token", "t"][..], &tls].concat());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no certificate in the certificate file") && err.contains(cert),
+        "{err}"
+    );
+    let config = dir.path().join("uptun.toml");
+    std::fs::write(&config, "").unwrap();
+    let config = config.to_str().unwrap();
+    let checked = server(&[&["--config", config, "--check-config"][..], &tls].concat());
+    assert_eq!(checked.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        err.contains("no certificate in the certificate file"),
+        "{err}"
+    );
+}

@@ -15,11 +15,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 mod choice;
+mod proxy;
 mod tcp;
 mod url;
 pub(crate) mod websocket;
 
 pub use choice::{Choice, TransportMode, Upgrade};
+pub use proxy::{choose as choose_proxy, Proxy, ProxyRefused};
 pub use url::{Scheme, ServerUrl};
 
 /// Anything a link can run on.
@@ -56,13 +58,19 @@ impl Stream {
     }
 }
 
-/// Connects to the server `url` names, with the transport its scheme asks
-/// for, ready for the link request.
-pub(crate) async fn connect(url: &ServerUrl) -> std::io::Result<Stream> {
+/// Connects to the server `url` names, directly or through `proxy`'s
+/// CONNECT tunnel, then with the transport its scheme asks for, ready for
+/// the link request. A proxy's refusal is a [`ProxyRefused`] inside the
+/// error.
+pub(crate) async fn connect(url: &ServerUrl, proxy: Option<&Proxy>) -> std::io::Result<Stream> {
+    let socket = match proxy {
+        Some(proxy) => proxy::connect(proxy, &url.addr).await?,
+        None => tcp::connect(&url.addr).await?,
+    };
     match url.scheme {
         // ws:// is plain TCP too: the WebSocket is the link request's form
         // (dial.rs), on top of whatever stream this returns.
-        Scheme::Http | Scheme::Ws => Ok(Stream::Tcp(tcp::connect(&url.addr).await?)),
+        Scheme::Http | Scheme::Ws => Ok(Stream::Tcp(socket)),
         // `ServerUrl` refuses the schemes this build cannot dial yet.
         Scheme::Https | Scheme::Wss => Err(std::io::Error::new(
             std::io::ErrorKind::Unsupported,
