@@ -15,6 +15,7 @@ use crate::channel::ChannelConfig;
 use crate::dial::{dial, DialError, LinkParams, ServerUrl};
 use crate::proxy_header::ProxyProtocol;
 use crate::target::Target;
+use crate::transport::TransportOptions;
 
 /// Channel name → what serving it means.
 type Channels = Arc<HashMap<String, ChannelConfig>>;
@@ -24,6 +25,8 @@ type Channels = Arc<HashMap<String, ChannelConfig>>;
 pub struct AgentConfig {
     pub server: ServerUrl,
     pub token: Secret,
+    /// How to reach the server beyond its URL (`--ca`, `--insecure`).
+    pub transport: TransportOptions,
     /// Channel name → target, in the order given.
     pub channels: Vec<(String, Target)>,
     /// Channels whose target gets a PROXY protocol header naming the user;
@@ -53,6 +56,7 @@ impl AgentConfig {
         AgentConfig {
             server,
             token: token.into(),
+            transport: TransportOptions::default(),
             channels,
             proxy_protocol: Vec::new(),
             name: None,
@@ -71,6 +75,10 @@ pub enum AgentError {
     /// The server refused us in a way retrying cannot fix (401, 403, 426, …).
     #[error("{}", .0.reason)]
     Refused(Refusal),
+    /// The server's TLS certificate cannot be trusted; the message says
+    /// what is wrong and what to pass. Retrying would fail the same way.
+    #[error("{0}")]
+    Certificate(String),
     /// The configuration contradicts itself (a PROXY setting for a channel
     /// it does not serve); the message says what to change.
     #[error("{0}")]
@@ -119,6 +127,7 @@ async fn keep_link(
     while !shutdown.is_cancelled() {
         let params = LinkParams {
             url: &config.server,
+            transport: &config.transport,
             token: &config.token,
             kind: PeerKind::Agent,
             channels: names.clone(),
@@ -140,10 +149,10 @@ async fn keep_link(
                 warn!(server = %config.server, %reason, "link lost");
             }
             Err(err) if err.is_fatal() => {
-                let DialError::Refused(refusal) = err else {
-                    unreachable!("only refusals are fatal")
-                };
-                return Err(AgentError::Refused(refusal));
+                return Err(match err {
+                    DialError::Refused(refusal) => AgentError::Refused(refusal),
+                    other => AgentError::Certificate(other.to_string()),
+                });
             }
             Err(err) => warn!(%err, "cannot connect"),
         }

@@ -13,12 +13,15 @@ use uptun_protocol::handshake::PeerKind;
 use uptun_protocol::{abort_tcp, relay, relay_tcp, spawn_link, LinkHandle, Role, Secret};
 
 use crate::dial::{dial, DialError, LinkParams, ServerUrl};
+use crate::transport::TransportOptions;
 
 /// How a client reaches the server. `{:?}` shows the token as `***`.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub server: ServerUrl,
     pub token: Secret,
+    /// How to reach the server beyond its URL (`--ca`, `--insecure`).
+    pub transport: TransportOptions,
     pub mux: uptun_protocol::Config,
     /// Once asked to stop, how long open connections get to finish.
     pub grace: Duration,
@@ -73,6 +76,7 @@ impl SharedLink {
 async fn open_link(config: &ClientConfig) -> Result<LinkHandle, DialError> {
     let dialed = dial(LinkParams {
         url: &config.server,
+        transport: &config.transport,
         token: &config.token,
         kind: PeerKind::Client,
         channels: Vec::new(),

@@ -1,5 +1,5 @@
-//! Dialing the public server: TCP connect, the upgrade request, and the
-//! server's answer.
+//! Dialing the public server: the transport's connect (TCP, TLS), the
+//! upgrade request, and the server's answer.
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use uptun_protocol::handshake::{read_answer, LinkAnswer, LinkRequest, PeerKind, 
 use uptun_protocol::{Secret, PROTOCOL_VERSION};
 
 pub use crate::transport::ServerUrl;
-use crate::transport::{self, LinkRead, LinkWrite};
+use crate::transport::{self, LinkRead, LinkWrite, TransportOptions};
 
 /// Why a link could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +19,23 @@ pub enum DialError {
     Refused(Refusal),
     #[error("could not reach the server at {url}: {err}")]
     Unreachable { url: String, err: std::io::Error },
+    /// The server's TLS certificate cannot be trusted; the message says
+    /// why and what to pass (`--ca`, the right name, `--insecure`).
+    #[error("{url}: {why}")]
+    Certificate { url: String, why: String },
 }
 
 impl DialError {
-    /// Refusals a person must fix (token, version, bad request): no retry.
+    /// Mistakes a person must fix, which a retry would only repeat: a
+    /// refusal (token, version, bad request) or an untrusted certificate.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, DialError::Refused(r) if (400..500).contains(&r.status) && r.status != 408 && r.status != 429)
+        match self {
+            DialError::Refused(r) => {
+                (400..500).contains(&r.status) && r.status != 408 && r.status != 429
+            }
+            DialError::Certificate { .. } => true,
+            DialError::Unreachable { .. } => false,
+        }
     }
 }
 
@@ -39,6 +50,7 @@ pub(crate) struct Dialed {
 /// Parameters of one link request.
 pub(crate) struct LinkParams<'a> {
     pub url: &'a ServerUrl,
+    pub transport: &'a TransportOptions,
     pub token: &'a Secret,
     pub kind: PeerKind,
     pub channels: Vec<String>,
@@ -54,7 +66,15 @@ pub(crate) async fn dial(p: LinkParams<'_>) -> Result<Dialed, DialError> {
         err,
     };
     let attempt = async {
-        let mut socket = transport::connect(p.url).await.map_err(unreachable)?;
+        let mut socket = transport::connect(p.url, p.transport)
+            .await
+            .map_err(|err| match transport::is_certificate_problem(&err) {
+                true => DialError::Certificate {
+                    url: p.url.to_string(),
+                    why: err.to_string(),
+                },
+                false => unreachable(err),
+            })?;
         let request = LinkRequest {
             kind: p.kind,
             host: p.url.host.clone(),

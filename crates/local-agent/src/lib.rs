@@ -20,6 +20,6 @@ pub use client::{connect, forward, ClientConfig, ForwardSpec};
 pub use dial::DialError;
 pub use proxy_header::ProxyProtocol;
 pub use target::Target;
-pub use transport::{Scheme, ServerUrl};
+pub use transport::{Scheme, ServerUrl, TlsOptions, TransportOptions};
 pub use uptun_cli::init_logging;
 pub use uptun_protocol::Secret;

@@ -19,6 +19,10 @@ fn main() -> ExitCode {
         Ok(pair) => pair,
         Err(msg) => return fail(&msg, USAGE),
     };
+    let transport = match cli.common.transport() {
+        Ok(transport) => transport,
+        Err(msg) => return fail(&msg, USAGE),
+    };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let shutdown = CancellationToken::new();
     let code = runtime.block_on(async {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
                     return fail(&msg, USAGE);
                 }
                 let mut config = AgentConfig::new(server, token, cli.channels);
+                config.transport = transport;
                 config.proxy_protocol = cli.proxy_protocol;
                 config.name = cli.name.or_else(hostname);
                 config.target_timeout = cli.target_timeout;
@@ -45,13 +50,16 @@ fn main() -> ExitCode {
                         &format!("the server refused this agent ({}): {}", r.status, r.reason),
                         USAGE,
                     ),
-                    Err(AgentError::Config(msg)) => fail(&msg, USAGE),
+                    Err(AgentError::Config(msg) | AgentError::Certificate(msg)) => {
+                        fail(&msg, USAGE)
+                    }
                 }
             }
             Some(Command::Forward { forwards }) => {
                 let config = ClientConfig {
                     server,
                     token,
+                    transport,
                     mux: cli.common.link.mux(),
                     grace: cli.common.grace,
                 };
@@ -61,6 +69,7 @@ fn main() -> ExitCode {
                 let config = ClientConfig {
                     server,
                     token,
+                    transport,
                     mux: cli.common.link.mux(),
                     grace: cli.common.grace,
                 };
