@@ -1,9 +1,10 @@
 //! Every example a newcomer copies runs as printed: each `public-server` and
 //! `local-agent` command line in the binaries' `--help` and in the README
 //! (also inside ssh's `ProxyCommand`) parses with the binary's own flags and
-//! passes the checks `main` makes before it starts; none dials `https://`,
-//! which agents cannot do yet; and in `--help`, every agent and client
-//! presents a token that one of the help's server examples accepts.
+//! passes the checks `main` makes before it starts; every URL in them has a
+//! scheme this build can dial (`ServerUrl` refuses the others); and in
+//! `--help`, every agent and client presents a token that one of the
+//! help's server examples accepts.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -126,11 +127,10 @@ fn env_as_flags(command: &clap::Command, e: &Example) -> Vec<String> {
 
 /// Parses and checks one example as its `main` would; records its tokens.
 fn check(e: &Example, tokens: &mut Tokens) {
-    assert!(
-        !e.text.contains("https://"),
-        "agents cannot dial TLS yet: {}",
-        e.text
-    );
+    for url in urls(&e.text) {
+        url.parse::<local_agent::ServerUrl>()
+            .unwrap_or_else(|err| panic!("{}: {err}", e.text));
+    }
     match e.program.as_str() {
         "public-server" => {
             let mut args = vec!["public-server".to_string()];
@@ -185,6 +185,19 @@ fn check(e: &Example, tokens: &mut Tokens) {
             e.text
         ),
     }
+}
+
+/// Every `scheme://…` in `text`, from its scheme to the next space or quote.
+fn urls(text: &str) -> Vec<&str> {
+    text.split(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+        .filter_map(|word| {
+            let at = word.find("://")?;
+            let start = word[..at]
+                .rfind(|c: char| !c.is_ascii_alphanumeric())
+                .map_or(0, |i| i + 1);
+            Some(&word[start..])
+        })
+        .collect()
 }
 
 #[test]
@@ -259,4 +272,8 @@ fn the_extractor_finds_what_a_person_would_copy() {
     assert_eq!(found[0].args, ["--listen", "127.0.0.1:0"]);
     assert_eq!(found[1].program, "local-agent");
     assert_eq!(found[1].args, ["connect", "--token", "t", "ssh"]);
+    assert_eq!(
+        urls("UPTUN_SERVER=https://a:1 x --server='wss://b' curl http://c/d"),
+        ["https://a:1", "wss://b", "http://c/d"]
+    );
 }
