@@ -24,7 +24,61 @@ pub async fn start(upstream: SocketAddr) -> Option<Nginx> {
     map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
     server {{
         listen 127.0.0.1:{port};
-        location / {{
+        {location}
+    }}"#,
+            location = proxy_location(upstream),
+        )
+    })
+    .await
+}
+
+/// The name in [`start_tls`]'s certificate.
+pub const TLS_NAME: &str = "localhost";
+
+/// Who vouches for [`start_tls`]'s certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issuer {
+    /// A throwaway CA, as a real server's certificate comes from one.
+    Ca,
+    /// Nobody: the certificate signs itself.
+    Itself,
+}
+
+/// Like [`start`], terminating TLS the way a platform router does, with a
+/// certificate for [`TLS_NAME`] (see [`Nginx::trust`]). `None` (after
+/// saying why) when nginx or openssl is not installed.
+pub async fn start_tls(upstream: SocketAddr, issuer: Issuer) -> Option<Nginx> {
+    if !have("openssl") {
+        crate::procs::skip("openssl is not installed; .ci/run installs it");
+        return None;
+    }
+    launch(|port, d| {
+        let dir = std::path::Path::new(d);
+        match issuer {
+            Issuer::Ca => crate::tls::make_ca_and_leaf(dir, TLS_NAME),
+            Issuer::Itself => crate::tls::make_self_signed(dir, TLS_NAME),
+        }
+        format!(
+            r#"
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {d}/{leaf};
+        ssl_certificate_key {d}/{key};
+        {location}
+    }}"#,
+            leaf = crate::tls::LEAF,
+            key = crate::tls::LEAF_KEY,
+            location = proxy_location(upstream),
+        )
+    })
+    .await
+}
+
+/// A reverse proxy to `upstream` that passes upgrades (a router's usual).
+fn proxy_location(upstream: SocketAddr) -> String {
+    format!(
+        r#"location / {{
             proxy_pass http://{upstream};
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
@@ -32,11 +86,8 @@ pub async fn start(upstream: SocketAddr) -> Option<Nginx> {
             proxy_set_header Host $host;
             proxy_buffering off;
             proxy_read_timeout 300s;
-        }}
-    }}"#
-        )
-    })
-    .await
+        }}"#
+    )
 }
 
 /// The body every request to [`start_proxy_protocol`]'s nginx gets.
@@ -135,6 +186,18 @@ fn running_as_root() -> bool {
 impl Nginx {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `https://localhost:PORT`, for [`start_tls`]'s nginx: the name its
+    /// certificate was issued for.
+    pub fn https_url(&self) -> String {
+        format!("https://{TLS_NAME}:{}", self.addr.port())
+    }
+
+    /// What a client passes as `--ca` to trust [`start_tls`]'s
+    /// certificate (PEM): the CA, or the self-signed certificate itself.
+    pub fn trust(&self) -> std::path::PathBuf {
+        self.dir.path().join(crate::tls::TRUST)
     }
 
     pub fn logs(&self) -> String {

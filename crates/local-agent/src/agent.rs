@@ -15,7 +15,7 @@ use crate::channel::ChannelConfig;
 use crate::dial::{dial, DialError, LinkParams, ServerUrl};
 use crate::proxy_header::ProxyProtocol;
 use crate::target::Target;
-use crate::transport::{Proxy, ProxyRefused};
+use crate::transport::{Proxy, ProxyRefused, TransportOptions};
 
 /// Channel name → what serving it means.
 type Channels = Arc<HashMap<String, ChannelConfig>>;
@@ -27,6 +27,8 @@ pub struct AgentConfig {
     pub token: Secret,
     /// The HTTP proxy links go through (CONNECT), if any.
     pub proxy: Option<Proxy>,
+    /// How to reach the server beyond its URL (`--ca`, `--insecure`).
+    pub transport: TransportOptions,
     /// Channel name → target, in the order given.
     pub channels: Vec<(String, Target)>,
     /// Channels whose target gets a PROXY protocol header naming the user;
@@ -57,6 +59,7 @@ impl AgentConfig {
             server,
             token: token.into(),
             proxy: None,
+            transport: TransportOptions::default(),
             channels,
             proxy_protocol: Vec::new(),
             name: None,
@@ -79,6 +82,10 @@ pub enum AgentError {
     /// message says what to change.
     #[error("{0}")]
     Proxy(ProxyRefused),
+    /// The server's TLS certificate cannot be trusted; the message says
+    /// what is wrong and what to pass. Retrying would fail the same way.
+    #[error("{0}")]
+    Certificate(String),
     /// The configuration contradicts itself (a PROXY setting for a channel
     /// it does not serve); the message says what to change.
     #[error("{0}")]
@@ -128,6 +135,7 @@ async fn keep_link(
         let params = LinkParams {
             url: &config.server,
             proxy: config.proxy.as_ref(),
+            transport: &config.transport,
             token: &config.token,
             kind: PeerKind::Agent,
             channels: names.clone(),
@@ -152,6 +160,9 @@ async fn keep_link(
                 return Err(match err {
                     DialError::Refused(refusal) => AgentError::Refused(refusal),
                     DialError::Proxy(refused) => AgentError::Proxy(refused),
+                    other @ DialError::Certificate { .. } => {
+                        AgentError::Certificate(other.to_string())
+                    }
                     DialError::Unreachable { .. } => unreachable!("only refusals are fatal"),
                 });
             }

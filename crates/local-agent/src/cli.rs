@@ -2,6 +2,7 @@
 //! variable (`UPTUN_SERVER`, `UPTUN_TOKEN`, …).
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
@@ -11,6 +12,7 @@ use uptun_protocol::Secret;
 
 use crate::client::ForwardSpec;
 use crate::dial::ServerUrl;
+use crate::transport::{TlsOptions, TransportOptions};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -33,7 +35,13 @@ Examples:
   # Or map it to a local port
   local-agent forward --server http://tunnel.example.com --token c1ient 127.0.0.1:2222=ssh
 
-The server URL is plain http://: agents and clients cannot dial https:// yet.";
+  # Over TLS, where a router or nginx in front of the server terminates it;
+  # --ca trusts a private CA besides Mozilla's roots and this system's store
+  local-agent --server https://tunnel.example.com --token s3cret --ca /etc/uptun/ca.pem \\
+      --channel web=127.0.0.1:3000
+
+A certificate that cannot be trusted is one line saying what to pass (--ca, the
+name it was issued for) and exit code 2; --insecure skips the check, as a last resort.";
 
 /// uptun agent and client.
 ///
@@ -80,7 +88,7 @@ pub struct Cli {
 /// Flags every command takes.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// The public server, as http://HOST[:PORT]
+    /// The public server, as http://HOST[:PORT] or https://HOST[:PORT]
     #[arg(
         long,
         short = 's',
@@ -118,6 +126,16 @@ pub struct Common {
     #[arg(long, env = "UPTUN_GRACE", global = true, default_value = "10s", value_name = "DURATION",
           value_parser = uptun_cli::grace_in_range())]
     pub grace: Duration,
+
+    /// For https://: also trust the CA certificates in FILE (PEM), besides
+    /// Mozilla's roots and this system's store, as in --ca /etc/uptun/ca.pem
+    #[arg(long, env = "UPTUN_CA", global = true, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// For https://: do not check the server's certificate at all. A last
+    /// resort: anyone on the path could read the token; warns on every dial
+    #[arg(long, env = "UPTUN_INSECURE", global = true)]
+    pub insecure: bool,
 
     #[command(flatten)]
     pub link: LinkArgs,
@@ -234,6 +252,16 @@ impl Common {
             std::env::var(name).ok()
         })
     }
+
+    /// `--ca` (read now, so a bad file is said before any dial) and
+    /// `--insecure`.
+    pub fn transport(&self) -> Result<TransportOptions, String> {
+        let mut tls = TlsOptions::default().insecure(self.insecure);
+        if let Some(path) = &self.ca {
+            tls = tls.with_ca_file(path)?;
+        }
+        Ok(TransportOptions { tls })
+    }
 }
 
 #[cfg(test)]
@@ -335,6 +363,7 @@ mod tests {
             server,
             token,
             proxy: Some(proxy),
+            transport: Default::default(),
             mux: Default::default(),
             grace: uptun_cli::DEFAULT_GRACE,
         };

@@ -13,6 +13,7 @@ use uptun_protocol::handshake::PeerKind;
 use uptun_protocol::{abort_tcp, relay, relay_tcp, spawn_link, LinkHandle, Role, Secret};
 
 use crate::dial::{dial, DialError, LinkParams, ServerUrl};
+use crate::transport::TransportOptions;
 
 /// How a client reaches the server. `{:?}` shows the token as `***`.
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct ClientConfig {
     pub token: Secret,
     /// The HTTP proxy links go through (CONNECT), if any.
     pub proxy: Option<crate::transport::Proxy>,
+    /// How to reach the server beyond its URL (`--ca`, `--insecure`).
+    pub transport: TransportOptions,
     pub mux: uptun_protocol::Config,
     /// Once asked to stop, how long open connections get to finish.
     pub grace: Duration,
@@ -76,6 +79,7 @@ async fn open_link(config: &ClientConfig) -> Result<LinkHandle, DialError> {
     let dialed = dial(LinkParams {
         url: &config.server,
         proxy: config.proxy.as_ref(),
+        transport: &config.transport,
         token: &config.token,
         kind: PeerKind::Client,
         channels: Vec::new(),

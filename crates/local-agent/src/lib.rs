@@ -20,6 +20,8 @@ pub use client::{connect, forward, ClientConfig, ForwardSpec};
 pub use dial::DialError;
 pub use proxy_header::ProxyProtocol;
 pub use target::Target;
-pub use transport::{choose_proxy, Proxy, ProxyRefused, Scheme, ServerUrl};
+pub use transport::{
+    choose_proxy, Proxy, ProxyRefused, Scheme, ServerUrl, TlsOptions, TransportOptions,
+};
 pub use uptun_cli::init_logging;
 pub use uptun_protocol::Secret;

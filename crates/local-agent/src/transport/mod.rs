@@ -1,8 +1,8 @@
 //! How an agent or client reaches the public server: the byte stream under a
 //! link. The link's mux only needs something that reads and writes; which
-//! transport carries it (plain TCP today; TLS, WebSocket and HTTP proxies
-//! each in a file of its own beside this one) is decided here, from the
-//! server URL, and nowhere else.
+//! transport carries it (plain TCP, TLS; WebSocket and HTTP proxies each in
+//! a file of its own beside these) is decided here, from the server URL and
+//! the [`TransportOptions`], and nowhere else.
 //!
 //! Plain TCP stays a `TcpStream` to the end, split into owned halves, so the
 //! fastest path pays for no lock or copy; any other transport is boxed and
@@ -16,10 +16,21 @@ use tokio::net::TcpStream;
 
 mod proxy;
 mod tcp;
+mod tls;
 mod url;
 
 pub use proxy::{choose as choose_proxy, Proxy, ProxyRefused};
+pub(crate) use tls::is_certificate_problem;
+pub use tls::TlsOptions;
 pub use url::{Scheme, ServerUrl};
+
+/// How to reach the server beyond its URL: the flags every command shares
+/// (`--ca`, `--insecure`).
+#[derive(Debug, Clone, Default)]
+pub struct TransportOptions {
+    /// How `https://` checks the server's certificate.
+    pub tls: TlsOptions,
+}
 
 /// Anything a link can run on.
 pub(crate) trait Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -36,8 +47,6 @@ pub(crate) enum Stream {
     /// Plain TCP: split into owned halves, no lock between them.
     Tcp(TcpStream),
     /// Any other transport.
-    // Built by the TLS and WebSocket transports (issue 10), next.
-    #[allow(dead_code)]
     Boxed(Box<dyn Conn>),
 }
 
@@ -61,15 +70,22 @@ impl Stream {
 /// CONNECT tunnel, then with the transport its scheme asks for, ready for
 /// the link request. A proxy's refusal is a [`ProxyRefused`] inside the
 /// error.
-pub(crate) async fn connect(url: &ServerUrl, proxy: Option<&Proxy>) -> std::io::Result<Stream> {
+pub(crate) async fn connect(
+    url: &ServerUrl,
+    proxy: Option<&Proxy>,
+    options: &TransportOptions,
+) -> std::io::Result<Stream> {
     let socket = match proxy {
         Some(proxy) => proxy::connect(proxy, &url.addr).await?,
         None => tcp::connect(&url.addr).await?,
     };
     match url.scheme {
         Scheme::Http => Ok(Stream::Tcp(socket)),
+        Scheme::Https => Ok(Stream::Boxed(Box::new(
+            tls::wrap(socket, url, &options.tls).await?,
+        ))),
         // `ServerUrl` refuses the schemes this build cannot dial yet.
-        Scheme::Https | Scheme::Ws | Scheme::Wss => Err(std::io::Error::new(
+        Scheme::Ws | Scheme::Wss => Err(std::io::Error::new(
             std::io::ErrorKind::Unsupported,
             format!("{url}: this transport is not built yet"),
         )),

@@ -34,9 +34,10 @@ impl Scheme {
     /// Whether this build can dial it yet, and what to do if not.
     fn supported(self) -> Result<(), &'static str> {
         match self {
-            Scheme::Http => Ok(()),
-            Scheme::Https | Scheme::Wss => Err("TLS links are not supported yet; use http:// (or put the server behind a router that terminates TLS and dial its plain port)"),
-            Scheme::Ws => Err("WebSocket links are not supported yet; use http://"),
+            Scheme::Http | Scheme::Https => Ok(()),
+            Scheme::Ws | Scheme::Wss => {
+                Err("WebSocket links are not supported yet; use http:// or https://")
+            }
         }
     }
 }
@@ -118,10 +119,15 @@ mod tests {
         assert_eq!(u.to_string(), "http://app.herokuapp.com");
         let u: ServerUrl = "127.0.0.1:9".parse().unwrap();
         assert_eq!(u.addr, "127.0.0.1:9");
-        assert!("https://x"
-            .parse::<ServerUrl>()
-            .unwrap_err()
-            .contains("TLS"));
+        let u: ServerUrl = "https://tunnel.example.com".parse().unwrap();
+        assert_eq!(
+            (u.scheme, u.addr.as_str(), u.host.as_str()),
+            (
+                Scheme::Https,
+                "tunnel.example.com:443",
+                "tunnel.example.com"
+            )
+        );
         assert!("ftp://x"
             .parse::<ServerUrl>()
             .unwrap_err()
