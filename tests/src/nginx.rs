@@ -24,7 +24,88 @@ pub async fn start(upstream: SocketAddr) -> Option<Nginx> {
     map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
     server {{
         listen 127.0.0.1:{port};
-        location / {{
+        {location}
+    }}"#,
+            location = proxy_location(upstream),
+        )
+    })
+    .await
+}
+
+/// The name in [`start_tls`]'s certificate.
+pub const TLS_NAME: &str = "localhost";
+
+/// Who vouches for [`start_tls`]'s certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issuer {
+    /// A throwaway CA, as a real server's certificate comes from one.
+    Ca,
+    /// Nobody: the certificate signs itself.
+    Itself,
+}
+
+/// Like [`start`], terminating TLS the way a platform router does, with a
+/// certificate for [`TLS_NAME`] (see [`Nginx::trust`]). `None` (after
+/// saying why) when nginx or openssl is not installed.
+pub async fn start_tls(upstream: SocketAddr, issuer: Issuer) -> Option<Nginx> {
+    tls_router(upstream, issuer, false).await
+}
+
+/// [`start_tls`] that passes only WebSocket upgrades, as
+/// [`start_websocket_only`] does.
+pub async fn start_tls_websocket_only(upstream: SocketAddr, issuer: Issuer) -> Option<Nginx> {
+    tls_router(upstream, issuer, true).await
+}
+
+async fn tls_router(upstream: SocketAddr, issuer: Issuer, websocket_only: bool) -> Option<Nginx> {
+    if !have("openssl") {
+        crate::procs::skip("openssl is not installed; .ci/run installs it");
+        return None;
+    }
+    launch(|port, d| {
+        let dir = std::path::Path::new(d);
+        match issuer {
+            Issuer::Ca => crate::tls::make_ca_and_leaf(dir, TLS_NAME),
+            Issuer::Itself => crate::tls::make_self_signed(dir, TLS_NAME),
+        }
+        format!(
+            r#"
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    {refused}
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {d}/{leaf};
+        ssl_certificate_key {d}/{key};
+        {location}
+    }}"#,
+            leaf = crate::tls::LEAF,
+            key = crate::tls::LEAF_KEY,
+            refused = if websocket_only { UPGRADE_REFUSED } else { "" },
+            location = proxy_location_with(upstream, websocket_only),
+        )
+    })
+    .await
+}
+
+/// A reverse proxy to `upstream` that passes upgrades (a router's usual).
+fn proxy_location(upstream: SocketAddr) -> String {
+    proxy_location_with(upstream, false)
+}
+
+/// Which upgrades a WebSocket-only router refuses: any but `websocket`.
+const UPGRADE_REFUSED: &str =
+    "map $http_upgrade $upgrade_refused { default 1; '' 0; ~*^websocket$ 0; }";
+
+/// [`proxy_location`], which with `websocket_only` answers a plain 400 of
+/// nginx's own to any upgrade but WebSocket (needs [`UPGRADE_REFUSED`]).
+fn proxy_location_with(upstream: SocketAddr, websocket_only: bool) -> String {
+    let guard = match websocket_only {
+        true => "if ($upgrade_refused) { return 400; }",
+        false => "",
+    };
+    format!(
+        r#"location / {{
+            {guard}
             proxy_pass http://{upstream};
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
@@ -32,11 +113,8 @@ pub async fn start(upstream: SocketAddr) -> Option<Nginx> {
             proxy_set_header Host $host;
             proxy_buffering off;
             proxy_read_timeout 300s;
-        }}
-    }}"#
-        )
-    })
-    .await
+        }}"#
+    )
 }
 
 /// Like [`start`], but nginx passes only WebSocket upgrades, as some
@@ -47,20 +125,12 @@ pub async fn start_websocket_only(upstream: SocketAddr) -> Option<Nginx> {
         format!(
             r#"
     map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
-    map $http_upgrade $upgrade_refused {{ default 1; '' 0; ~*^websocket$ 0; }}
+    {UPGRADE_REFUSED}
     server {{
         listen 127.0.0.1:{port};
-        location / {{
-            if ($upgrade_refused) {{ return 400; }}
-            proxy_pass http://{upstream};
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $host;
-            proxy_buffering off;
-            proxy_read_timeout 300s;
-        }}
-    }}"#
+        {location}
+    }}"#,
+            location = proxy_location_with(upstream, true),
         )
     })
     .await
@@ -162,6 +232,18 @@ fn running_as_root() -> bool {
 impl Nginx {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `https://localhost:PORT`, for [`start_tls`]'s nginx: the name its
+    /// certificate was issued for.
+    pub fn https_url(&self) -> String {
+        format!("https://{TLS_NAME}:{}", self.addr.port())
+    }
+
+    /// What a client passes as `--ca` to trust [`start_tls`]'s
+    /// certificate (PEM): the CA, or the self-signed certificate itself.
+    pub fn trust(&self) -> std::path::PathBuf {
+        self.dir.path().join(crate::tls::TRUST)
     }
 
     pub fn logs(&self) -> String {

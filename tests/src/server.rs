@@ -67,8 +67,12 @@ impl Server {
 
     /// Like `agent`, with more flags for the agent.
     pub async fn agent_with(&self, channels: &[String], extra: &[&str]) -> Proc {
-        let url = self.url();
-        let mut args = vec!["--server", url.as_str(), "--token", self.token.as_str()];
+        self.agent_at(&self.url(), channels, extra).await
+    }
+
+    /// Like `agent_with`, dialing `url` (a router in front, another name).
+    pub async fn agent_at(&self, url: &str, channels: &[String], extra: &[&str]) -> Proc {
+        let mut args = vec!["--server", url, "--token", self.token.as_str()];
         for c in channels {
             args.extend(["--channel", c.as_str()]);
         }
@@ -173,10 +177,23 @@ pub async fn connect_with_stdin(
     channel: &str,
     input: Vec<u8>,
 ) -> std::process::Output {
-    let args: Vec<String> = ["connect", "--server", url, "--token", token, channel]
+    connect_with_stdin_and(url, token, channel, &[], input).await
+}
+
+/// [`connect_with_stdin`] with more flags (`--ca FILE`, …).
+pub async fn connect_with_stdin_and(
+    url: &str,
+    token: &str,
+    channel: &str,
+    extra: &[&str],
+    input: Vec<u8>,
+) -> std::process::Output {
+    let mut args: Vec<String> = ["connect", "--server", url, "--token", token]
         .iter()
         .map(|s| s.to_string())
         .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(channel.to_string());
     let run = tokio::task::spawn_blocking(move || {
         let mut child = crate::procs::without_proxy_env(&mut Command::new(bin("local-agent")))
             .args(&args)

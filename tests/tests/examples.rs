@@ -2,11 +2,10 @@
 //! `local-agent` command line in the binaries' `--help`, in the README and
 //! in docs/deploy.md (also inside ssh's `ProxyCommand`, and in the image
 //! after `docker run … uptun`) parses with the binary's own flags and
-//! passes the checks `main` makes before it starts; none in the help or
-//! the README dials `https://`, which agents cannot do yet (the deploy
-//! guide, written for it, is checked with `http://` until a build can);
-//! and in `--help`, every agent and client
-//! presents a token that one of the help's server examples accepts.
+//! passes the checks `main` makes before it starts; every URL in them has a
+//! scheme this build can dial (`ServerUrl` refuses the others); and in
+//! `--help`, every agent and client presents a token that one of the
+//! help's server examples accepts.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -163,11 +162,10 @@ fn env_as_flags(command: &clap::Command, e: &Example) -> Vec<String> {
 
 /// Parses and checks one example as its `main` would; records its tokens.
 fn check(e: &Example, tokens: &mut Tokens) {
-    assert!(
-        !e.text.contains("https://"),
-        "agents cannot dial TLS yet: {}",
-        e.text
-    );
+    for url in urls(&e.text) {
+        url.parse::<local_agent::ServerUrl>()
+            .unwrap_or_else(|err| panic!("{}: {err}", e.text));
+    }
     match e.program.as_str() {
         "public-server" => {
             let mut args = vec!["public-server".to_string()];
@@ -225,6 +223,19 @@ fn check(e: &Example, tokens: &mut Tokens) {
             e.text
         ),
     }
+}
+
+/// Every `scheme://…` in `text`, from its scheme to the next space or quote.
+fn urls(text: &str) -> Vec<&str> {
+    text.split(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+        .filter_map(|word| {
+            let at = word.find("://")?;
+            let start = word[..at]
+                .rfind(|c: char| !c.is_ascii_alphanumeric())
+                .map_or(0, |i| i + 1);
+            Some(&word[start..])
+        })
+        .collect()
 }
 
 #[test]
@@ -301,6 +312,10 @@ fn the_extractor_finds_what_a_person_would_copy() {
     assert_eq!(found[0].args, ["--listen", "127.0.0.1:0"]);
     assert_eq!(found[1].program, "local-agent");
     assert_eq!(found[1].args, ["connect", "--token", "t", "ssh"]);
+    assert_eq!(
+        urls("UPTUN_SERVER=https://a:1 x --server='wss://b' curl http://c/d"),
+        ["https://a:1", "wss://b", "http://c/d"]
+    );
     assert_eq!(found[2].program, "public-server");
     assert_eq!(found[2].env, [("UPTUN_AGENT_TOKEN".into(), "t".into())]);
     assert!(found[2].args.is_empty());

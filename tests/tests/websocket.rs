@@ -10,7 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use uptun_e2e::data::{pattern, sha256_hex};
-use uptun_e2e::procs::{connect_with_stdin, http_get, Proc, Server};
+use uptun_e2e::procs::{http_get, Server};
+use uptun_e2e::server::connect_with_stdin_and;
 use uptun_e2e::{bounded, nginx, targets, wait_for, WAIT};
 
 /// Fetches 1 MiB from the web channel at `addr` and checks every byte.
@@ -25,25 +26,16 @@ async fn one_mib_intact(addr: SocketAddr, seed: u64) {
     assert_eq!(sha256_hex(&body), sha256_hex(&pattern(seed, 1 << 20)));
 }
 
-/// Pipes 3 MiB through `local-agent connect` to a digest target and
-/// checks the digest it answers; returns the client's stderr.
-async fn connect_pipe_intact(url: &str, token: &str) -> String {
+/// Pipes 3 MiB through `local-agent connect` (with `extra` flags) to a
+/// digest target and checks the digest it answers; returns its stderr.
+async fn connect_pipe_intact(url: &str, token: &str, extra: &[&str]) -> String {
     let data = pattern(21, 3 << 20);
     let want = format!("{} {}\n", data.len(), sha256_hex(&data));
-    let out = connect_with_stdin(url, token, "tcp", data).await;
+    let out = connect_with_stdin_and(url, token, "tcp", extra, data).await;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{stderr}");
     stderr
-}
-
-fn agent(url: &str, token: &str, channels: &[String], extra: &[&str]) -> Proc {
-    let mut args = vec!["--server", url, "--token", token];
-    for c in channels {
-        args.extend(["--channel", c.as_str()]);
-    }
-    args.extend_from_slice(extra);
-    Proc::spawn("local-agent", &args)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -53,8 +45,7 @@ async fn agents_and_clients_on_ws_urls_carry_everything() {
     let server = Server::start(&[]).await;
     let ws = format!("ws://{}", server.addr);
     let channels = [format!("web={web}"), format!("tcp={digest}")];
-    let agent = agent(&ws, &server.token, &channels, &[]);
-    server.wait_channels(&["web", "tcp"]).await;
+    let agent = server.agent_at(&ws, &channels, &[]).await;
     let log = agent.wait_log("link up").await;
     assert!(log.contains("transport=websocket"), "{log}");
     assert!(
@@ -63,7 +54,7 @@ async fn agents_and_clients_on_ws_urls_carry_everything() {
     );
 
     one_mib_intact(server.addr, 3).await;
-    connect_pipe_intact(&ws, &server.client_token).await;
+    connect_pipe_intact(&ws, &server.client_token, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -76,8 +67,7 @@ async fn behind_a_websocket_only_nginx_the_default_transport_falls_back_and_reme
     };
     // http://, no --transport: the default is auto.
     let channels = [format!("web={web}"), format!("tcp={digest}")];
-    let agent = agent(&router.url(), &server.token, &channels, &[]);
-    server.wait_channels(&["web", "tcp"]).await;
+    let agent = server.agent_at(&router.url(), &channels, &[]).await;
     let log = agent.wait_log("link up").await;
     assert!(
         log.contains("Upgrade: tcp did not get through; falling back to WebSocket")
@@ -89,7 +79,7 @@ async fn behind_a_websocket_only_nginx_the_default_transport_falls_back_and_reme
     // Users and a client through the router too; the client falls back
     // by itself as well, and says so.
     one_mib_intact(router.addr, 5).await;
-    let stderr = connect_pipe_intact(&router.url(), &server.client_token).await;
+    let stderr = connect_pipe_intact(&router.url(), &server.client_token, &[]).await;
     assert!(stderr.contains("falling back to WebSocket"), "{stderr}");
 
     // nginx refused the tcp form itself and passed the WebSocket form.
@@ -114,6 +104,45 @@ async fn behind_a_websocket_only_nginx_the_default_transport_falls_back_and_reme
     assert_eq!(log.matches("transport=websocket").count(), 2, "{log}");
     assert_eq!(log.matches("falling back").count(), 1, "{log}");
     one_mib_intact(router.addr, 6).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_tls_wss_goes_straight_to_websocket_and_https_falls_back() {
+    let web = targets::http().await;
+    let digest = targets::digest().await;
+    let server = Server::start(&[]).await;
+    let Some(router) = nginx::start_tls_websocket_only(server.addr, nginx::Issuer::Ca).await else {
+        return;
+    };
+    let https = router.https_url();
+    let wss = https.replacen("https://", "wss://", 1);
+    let ca = router.trust();
+    let ca = ["--ca", ca.to_str().unwrap()];
+    let channels = [format!("web={web}"), format!("tcp={digest}")];
+
+    let direct = server.agent_at(&wss, &channels, &ca).await;
+    let log = direct.wait_log("link up").await;
+    assert!(
+        log.contains("transport=websocket") && !log.contains("falling back"),
+        "{log}"
+    );
+
+    let fallen_back = server.agent_at(&https, &channels, &ca).await;
+    server.wait_agents(2).await;
+    let log = fallen_back.wait_log("link up").await;
+    assert!(log.contains("falling back to WebSocket"), "{log}");
+    assert!(log.contains("transport=websocket"), "{log}");
+
+    one_mib_intact(server.addr, 11).await;
+    let stderr = connect_pipe_intact(&https, &server.client_token, &ca).await;
+    assert!(stderr.contains("falling back to WebSocket"), "{stderr}");
+    connect_pipe_intact(&wss, &server.client_token, &ca).await;
+    let logs = router.logs();
+    assert!(
+        logs.contains("\"HEAD /_uptun/link HTTP/1.1\" 400"),
+        "{logs}"
+    );
+    assert!(logs.contains("\"GET /_uptun/link HTTP/1.1\" 101"), "{logs}");
 }
 
 /// A router stand-in that answers `Upgrade: tcp` with 101 and then holds
@@ -150,13 +179,9 @@ async fn a_link_that_stalls_before_its_first_pong_falls_back_to_websocket() {
     let server = Server::start(&[]).await;
     let router = stalling_router(server.addr).await;
     let url = format!("http://{router}");
-    let agent = agent(
-        &url,
-        &server.token,
-        &[format!("web={web}")],
-        &["--ping-interval", "200ms"],
-    );
-    server.wait_channels(&["web"]).await;
+    let agent = server
+        .agent_at(&url, &[format!("web={web}")], &["--ping-interval", "200ms"])
+        .await;
     let log = agent.wait_log("link up").await;
     assert!(log.contains("carried no PONG back within 0.4 s"), "{log}");
     assert!(log.contains("falling back to WebSocket"), "{log}");

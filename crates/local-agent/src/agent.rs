@@ -16,7 +16,7 @@ use crate::dial::{DialError, LinkParams, ServerUrl};
 use crate::opener::{open, Opened};
 use crate::proxy_header::ProxyProtocol;
 use crate::target::Target;
-use crate::transport::{Choice, Proxy, ProxyRefused, TransportMode};
+use crate::transport::{Choice, Proxy, ProxyRefused, TransportOptions};
 
 /// Channel name → what serving it means.
 type Channels = Arc<HashMap<String, ChannelConfig>>;
@@ -28,6 +28,8 @@ pub struct AgentConfig {
     pub token: Secret,
     /// The HTTP proxy links go through (CONNECT), if any.
     pub proxy: Option<Proxy>,
+    /// How to reach the server beyond its URL (`--ca`, `--insecure`).
+    pub transport: TransportOptions,
     /// Channel name → target, in the order given.
     pub channels: Vec<(String, Target)>,
     /// Channels whose target gets a PROXY protocol header naming the user;
@@ -46,8 +48,6 @@ pub struct AgentConfig {
     /// Once `shutdown` is cancelled, how long open streams get to finish
     /// before the links close under them.
     pub grace: Duration,
-    /// How links travel (`--transport`).
-    pub transport: TransportMode,
 }
 
 impl AgentConfig {
@@ -60,6 +60,7 @@ impl AgentConfig {
             server,
             token: token.into(),
             proxy: None,
+            transport: TransportOptions::default(),
             channels,
             proxy_protocol: Vec::new(),
             name: None,
@@ -68,7 +69,6 @@ impl AgentConfig {
             backoff: (Duration::from_millis(500), Duration::from_secs(30)),
             links: 1,
             grace: uptun_cli::DEFAULT_GRACE,
-            transport: TransportMode::Auto,
         }
     }
 }
@@ -83,6 +83,10 @@ pub enum AgentError {
     /// message says what to change.
     #[error("{0}")]
     Proxy(ProxyRefused),
+    /// The server's TLS certificate cannot be trusted; the message says
+    /// what is wrong and what to pass. Retrying would fail the same way.
+    #[error("{0}")]
+    Certificate(String),
     /// The configuration contradicts itself (a PROXY setting for a channel
     /// it does not serve); the message says what to change.
     #[error("{0}")]
@@ -98,8 +102,9 @@ pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Resu
             .map_err(AgentError::Config)?,
     );
     // What one link learns about the router in front, the others use.
-    let choice =
-        Arc::new(Choice::new(config.transport, config.server.scheme).map_err(AgentError::Config)?);
+    let choice = Arc::new(
+        Choice::new(config.transport.mode, config.server.scheme).map_err(AgentError::Config)?,
+    );
     let config = Arc::new(config);
     // A refusal ends every link: the next attempt would be refused the same way.
     let stop = shutdown.child_token();
@@ -142,6 +147,7 @@ async fn keep_link(
         let params = LinkParams {
             url: &config.server,
             proxy: config.proxy.as_ref(),
+            transport: &config.transport,
             token: &config.token,
             kind: PeerKind::Agent,
             channels: names.clone(),
@@ -166,6 +172,9 @@ async fn keep_link(
                 return Err(match err {
                     DialError::Refused(refusal) => AgentError::Refused(refusal),
                     DialError::Proxy(refused) => AgentError::Proxy(refused),
+                    other @ DialError::Certificate { .. } => {
+                        AgentError::Certificate(other.to_string())
+                    }
                     DialError::Unreachable { .. } | DialError::NoAnswer { .. } => {
                         unreachable!("only refusals are fatal")
                     }

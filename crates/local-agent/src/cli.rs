@@ -2,6 +2,7 @@
 //! variable (`UPTUN_SERVER`, `UPTUN_TOKEN`, …).
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
@@ -11,7 +12,7 @@ use uptun_protocol::Secret;
 
 use crate::client::ForwardSpec;
 use crate::dial::ServerUrl;
-use crate::transport::TransportMode;
+use crate::transport::{TlsOptions, TransportMode, TransportOptions};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -39,7 +40,13 @@ Examples:
   # Or map it to a local port
   local-agent forward --server http://tunnel.example.com --token c1ient 127.0.0.1:2222=ssh
 
-The server URL is plain http://: agents and clients cannot dial https:// yet.";
+  # Over TLS, where a router or nginx in front of the server terminates it;
+  # --ca trusts a private CA besides Mozilla's roots and this system's store
+  local-agent --server https://tunnel.example.com --token s3cret --ca /etc/uptun/ca.pem \\
+      --channel web=127.0.0.1:3000
+
+A certificate that cannot be trusted is one line saying what to pass (--ca, the
+name it was issued for) and exit code 2; --insecure skips the check, as a last resort.";
 
 /// uptun agent and client.
 ///
@@ -86,7 +93,7 @@ pub struct Cli {
 /// Flags every command takes.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// The public server, as http://HOST[:PORT] (or ws://HOST[:PORT] for WebSocket links)
+    /// The public server, as http://HOST[:PORT] or https://HOST[:PORT] (ws:// or wss:// for WebSocket links)
     #[arg(
         long,
         short = 's',
@@ -125,15 +132,25 @@ pub struct Common {
           value_parser = uptun_cli::grace_in_range())]
     pub grace: Duration,
 
+    /// For https://: also trust the CA certificates in FILE (PEM), besides
+    /// Mozilla's roots and this system's store, as in --ca /etc/uptun/ca.pem
+    #[arg(long, env = "UPTUN_CA", global = true, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// For https://: do not check the server's certificate at all. A last
+    /// resort: anyone on the path could read the token; warns on every dial
+    #[arg(long, env = "UPTUN_INSECURE", global = true)]
+    pub insecure: bool,
+
     /// How links travel to the server (a ws:// or wss:// server URL means websocket)
     #[arg(
-        long,
+        long = "transport",
         env = "UPTUN_TRANSPORT",
         global = true,
         default_value = "auto",
         value_name = "TRANSPORT"
     )]
-    pub transport: TransportMode,
+    pub transport_mode: TransportMode,
 
     #[command(flatten)]
     pub link: LinkArgs,
@@ -239,7 +256,7 @@ impl Common {
         let token = self.token.clone().ok_or(
             "--token is required (or set UPTUN_TOKEN): the public server printed it at start",
         )?;
-        crate::transport::Choice::new(self.transport, server.scheme)?;
+        crate::transport::Choice::new(self.transport_mode, server.scheme)?;
         Ok((server, token))
     }
 
@@ -249,6 +266,19 @@ impl Common {
     pub fn proxy_for(&self, server: &ServerUrl) -> Result<Option<crate::Proxy>, String> {
         crate::choose_proxy(self.proxy.as_ref().map(Secret::expose), server, |name| {
             std::env::var(name).ok()
+        })
+    }
+
+    /// `--ca` (read now, so a bad file is said before any dial) and
+    /// `--insecure`.
+    pub fn transport(&self) -> Result<TransportOptions, String> {
+        let mut tls = TlsOptions::default().insecure(self.insecure);
+        if let Some(path) = &self.ca {
+            tls = tls.with_ca_file(path)?;
+        }
+        Ok(TransportOptions {
+            tls,
+            mode: self.transport_mode,
         })
     }
 }
@@ -352,9 +382,9 @@ mod tests {
             server,
             token,
             proxy: Some(proxy),
+            transport: Default::default(),
             mux: Default::default(),
             grace: uptun_cli::DEFAULT_GRACE,
-            transport: cli.common.transport,
         };
         for shown in [
             format!("{cli:?}"),

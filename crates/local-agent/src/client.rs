@@ -14,7 +14,7 @@ use uptun_protocol::{abort_tcp, relay, relay_tcp, LinkHandle, Secret};
 
 use crate::dial::{DialError, LinkParams, ServerUrl};
 use crate::opener::Opened;
-use crate::transport::{Choice, TransportMode};
+use crate::transport::{Choice, TransportOptions};
 
 /// How a client reaches the server. `{:?}` shows the token as `***`.
 #[derive(Debug, Clone)]
@@ -23,17 +23,17 @@ pub struct ClientConfig {
     pub token: Secret,
     /// The HTTP proxy links go through (CONNECT), if any.
     pub proxy: Option<crate::transport::Proxy>,
+    /// How to reach the server beyond its URL (`--ca`, `--insecure`).
+    pub transport: TransportOptions,
     pub mux: uptun_protocol::Config,
     /// Once asked to stop, how long open connections get to finish.
     pub grace: Duration,
-    /// How links travel (`--transport`).
-    pub transport: TransportMode,
 }
 
 impl ClientConfig {
     /// The transport choice for this config's server, or what contradicts.
     fn choice(&self) -> anyhow::Result<Choice> {
-        Choice::new(self.transport, self.server.scheme).map_err(anyhow::Error::msg)
+        Choice::new(self.transport.mode, self.server.scheme).map_err(anyhow::Error::msg)
     }
 }
 
@@ -93,6 +93,7 @@ async fn open_link(config: &ClientConfig, choice: &Choice) -> Result<Opened, Dia
     let params = LinkParams {
         url: &config.server,
         proxy: config.proxy.as_ref(),
+        transport: &config.transport,
         token: &config.token,
         kind: PeerKind::Client,
         channels: Vec::new(),

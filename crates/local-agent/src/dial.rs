@@ -1,5 +1,6 @@
-//! Dialing the public server: TCP connect, the upgrade request (in the
-//! `Upgrade: tcp` or the WebSocket form), and the server's answer.
+//! Dialing the public server: the transport's connect (TCP, TLS), the
+//! upgrade request (in the `Upgrade: tcp` or the WebSocket form), and the
+//! server's answer.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use uptun_protocol::handshake::{
 use uptun_protocol::{Secret, PROTOCOL_VERSION};
 
 pub use crate::transport::ServerUrl;
-use crate::transport::{self, LinkRead, LinkWrite, Proxy, ProxyRefused, Upgrade};
+use crate::transport::{self, LinkRead, LinkWrite, Proxy, ProxyRefused, TransportOptions, Upgrade};
 
 /// Why a link could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -29,26 +30,38 @@ pub enum DialError {
     /// (or a router in front) closed, timed out or answered nonsense.
     #[error("the link request to {url} got no answer: {err}")]
     NoAnswer { url: String, err: std::io::Error },
+    /// The server's TLS certificate cannot be trusted; the message says
+    /// why and what to pass (`--ca`, the right name, `--insecure`).
+    #[error("{url}: {why}")]
+    Certificate { url: String, why: String },
 }
 
 impl DialError {
-    /// Refusals a person must fix (token, version, bad request, proxy
-    /// credentials, a port the proxy forbids): no retry.
+    /// Mistakes a person must fix, which a retry would only repeat: a
+    /// refusal (token, version, bad request), an untrusted certificate,
+    /// proxy credentials or a port the proxy forbids.
     pub fn is_fatal(&self) -> bool {
         match self {
             DialError::Refused(r) => {
                 (400..500).contains(&r.status) && r.status != 408 && r.status != 429
             }
+            DialError::Certificate { .. } => true,
             DialError::Proxy(refused) => refused.is_fatal(),
             DialError::Unreachable { .. } | DialError::NoAnswer { .. } => false,
         }
     }
 
-    /// A failed `transport::connect`: the proxy's refusal, if that is what
-    /// it was, or an unreachable server.
+    /// A failed `transport::connect`: the proxy's refusal or a certificate
+    /// problem, if that is what it was, or an unreachable server.
     fn from_connect(url: &ServerUrl, err: std::io::Error) -> DialError {
         if let Some(refused) = err.get_ref().and_then(|e| e.downcast_ref::<ProxyRefused>()) {
             return DialError::Proxy(refused.clone());
+        }
+        if transport::is_certificate_problem(&err) {
+            return DialError::Certificate {
+                url: url.to_string(),
+                why: err.to_string(),
+            };
         }
         DialError::Unreachable {
             url: url.to_string(),
@@ -63,7 +76,9 @@ impl DialError {
         match self {
             DialError::Refused(r) => !r.from_uptun,
             DialError::NoAnswer { .. } => true,
-            DialError::Unreachable { .. } | DialError::Proxy(_) => false,
+            DialError::Unreachable { .. } | DialError::Proxy(_) | DialError::Certificate { .. } => {
+                false
+            }
         }
     }
 }
@@ -81,6 +96,7 @@ pub(crate) struct LinkParams<'a> {
     pub url: &'a ServerUrl,
     /// The HTTP proxy to tunnel through, if any.
     pub proxy: Option<&'a Proxy>,
+    pub transport: &'a TransportOptions,
     pub token: &'a Secret,
     pub kind: PeerKind,
     pub channels: Vec<String>,
@@ -103,7 +119,7 @@ pub(crate) async fn dial(p: &LinkParams<'_>, upgrade: Upgrade) -> Result<Dialed,
             ),
         )
     };
-    let connect = transport::connect(p.url, p.proxy);
+    let connect = transport::connect(p.url, p.proxy, p.transport);
     let socket = match tokio::time::timeout_at(deadline, connect).await {
         Ok(Ok(socket)) => socket,
         Ok(Err(err)) => return Err(DialError::from_connect(p.url, err)),

@@ -21,6 +21,9 @@ pub use client::{connect, forward, ClientConfig, ForwardSpec};
 pub use dial::DialError;
 pub use proxy_header::ProxyProtocol;
 pub use target::Target;
-pub use transport::{choose_proxy, Proxy, ProxyRefused, Scheme, ServerUrl, TransportMode};
+pub use transport::{
+    choose_proxy, Proxy, ProxyRefused, Scheme, ServerUrl, TlsOptions, TransportMode,
+    TransportOptions,
+};
 pub use uptun_cli::init_logging;
 pub use uptun_protocol::Secret;

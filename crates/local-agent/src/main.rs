@@ -26,6 +26,10 @@ fn main() -> ExitCode {
     if let Some(proxy) = &proxy {
         tracing::info!(%proxy, from = proxy.source(), "reaching the server through an HTTP proxy");
     }
+    let transport = match cli.common.transport() {
+        Ok(transport) => transport,
+        Err(msg) => return fail(&msg, USAGE),
+    };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let shutdown = CancellationToken::new();
     let code = runtime.block_on(async {
@@ -41,20 +45,22 @@ fn main() -> ExitCode {
                 }
                 let mut config = AgentConfig::new(server, token, cli.channels);
                 config.proxy = proxy;
+                config.transport = transport;
                 config.proxy_protocol = cli.proxy_protocol;
                 config.name = cli.name.or_else(hostname);
                 config.target_timeout = cli.target_timeout;
                 config.links = cli.links.into();
                 config.mux = cli.common.link.mux();
                 config.grace = cli.common.grace;
-                config.transport = cli.common.transport;
                 match run_agent(config, shutdown).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(AgentError::Refused(r)) => fail(
                         &format!("the server refused this agent ({}): {}", r.status, r.reason),
                         USAGE,
                     ),
-                    Err(AgentError::Config(msg)) => fail(&msg, USAGE),
+                    Err(AgentError::Config(msg) | AgentError::Certificate(msg)) => {
+                        fail(&msg, USAGE)
+                    }
                     Err(AgentError::Proxy(refused)) => fail(&refused.to_string(), USAGE),
                 }
             }
@@ -63,9 +69,9 @@ fn main() -> ExitCode {
                     server,
                     token,
                     proxy,
+                    transport,
                     mux: cli.common.link.mux(),
                     grace: cli.common.grace,
-                    transport: cli.common.transport,
                 };
                 report(forward(config, forwards, shutdown).await)
             }
@@ -74,9 +80,9 @@ fn main() -> ExitCode {
                     server,
                     token,
                     proxy,
+                    transport,
                     mux: cli.common.link.mux(),
                     grace: cli.common.grace,
-                    transport: cli.common.transport,
                 };
                 // Asked to stop, the session gets the grace to end by itself.
                 let grace = config.grace;

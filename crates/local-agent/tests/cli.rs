@@ -8,6 +8,8 @@ fn agent(args: &[&str]) -> std::process::Output {
         .args(args)
         .env_remove("UPTUN_SERVER")
         .env_remove("UPTUN_TOKEN")
+        .env_remove("UPTUN_CA")
+        .env_remove("UPTUN_INSECURE")
         .output()
         .unwrap()
 }
@@ -106,14 +108,32 @@ fn missing_and_malformed_flags_say_what_to_do() {
 
     let out = agent(&[
         "--server",
-        "https://x",
+        "ftp://x",
         "--token",
         "t",
         "--channel",
         "web=a:1",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use http://, https://"));
+
+    // A --ca file that cannot be read is said before any dial.
+    let out = agent(&[
+        "--server",
+        "https://x",
+        "--token",
+        "t",
+        "--channel",
+        "web=a:1",
+        "--ca",
+        "/nonexistent/ca.pem",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--ca /nonexistent/ca.pem: cannot read"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -22,8 +22,8 @@ Examples:
   # On a PaaS (Heroku, Fly, Render): the platform sets PORT
   UPTUN_AGENT_TOKEN=s3cret public-server
 
-  # Then, on the machine behind NAT. The URL is plain http:// with the port the
-  # server listens on (none behind a PaaS router): agents cannot dial https:// yet
+  # Then, on the machine behind NAT. The URL is http:// with the port the server
+  # listens on, or https:// where a router in front terminates TLS (a PaaS)
   local-agent --server http://tunnel.example.com:443 --token s3cret \\
       --channel web=127.0.0.1:3000 --channel ssh=127.0.0.1:22
 

@@ -1,8 +1,8 @@
 //! How an agent or client reaches the public server: the byte stream under a
 //! link. The link's mux only needs something that reads and writes; which
-//! transport carries it (plain TCP today; TLS, WebSocket and HTTP proxies
-//! each in a file of its own beside this one) is decided here, from the
-//! server URL, and nowhere else.
+//! transport carries it (plain TCP, TLS; WebSocket and HTTP proxies each in
+//! a file of its own beside these) is decided here, from the server URL and
+//! the [`TransportOptions`], and nowhere else.
 //!
 //! Plain TCP stays a `TcpStream` to the end, split into owned halves, so the
 //! fastest path pays for no lock or copy; any other transport is boxed and
@@ -17,12 +17,25 @@ use tokio::net::TcpStream;
 mod choice;
 mod proxy;
 mod tcp;
+mod tls;
 mod url;
 pub(crate) mod websocket;
 
 pub use choice::{Choice, TransportMode, Upgrade};
 pub use proxy::{choose as choose_proxy, Proxy, ProxyRefused};
+pub(crate) use tls::is_certificate_problem;
+pub use tls::TlsOptions;
 pub use url::{Scheme, ServerUrl};
+
+/// How to reach the server beyond its URL: the flags every command shares
+/// (`--ca`, `--insecure`, `--transport`).
+#[derive(Debug, Clone, Default)]
+pub struct TransportOptions {
+    /// How `https://` checks the server's certificate.
+    pub tls: TlsOptions,
+    /// Which form of link request to send (`Upgrade: tcp` or WebSocket).
+    pub mode: TransportMode,
+}
 
 /// Anything a link can run on.
 pub(crate) trait Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -62,20 +75,22 @@ impl Stream {
 /// CONNECT tunnel, then with the transport its scheme asks for, ready for
 /// the link request. A proxy's refusal is a [`ProxyRefused`] inside the
 /// error.
-pub(crate) async fn connect(url: &ServerUrl, proxy: Option<&Proxy>) -> std::io::Result<Stream> {
+pub(crate) async fn connect(
+    url: &ServerUrl,
+    proxy: Option<&Proxy>,
+    options: &TransportOptions,
+) -> std::io::Result<Stream> {
     let socket = match proxy {
         Some(proxy) => proxy::connect(proxy, &url.addr).await?,
         None => tcp::connect(&url.addr).await?,
     };
     match url.scheme {
-        // ws:// is plain TCP too: the WebSocket is the link request's form
-        // (dial.rs), on top of whatever stream this returns.
+        // ws:// and wss:// are plain TCP and TLS as well: the WebSocket is
+        // the link request's form (dial.rs), on top of what this returns.
         Scheme::Http | Scheme::Ws => Ok(Stream::Tcp(socket)),
-        // `ServerUrl` refuses the schemes this build cannot dial yet.
-        Scheme::Https | Scheme::Wss => Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            format!("{url}: this transport is not built yet"),
-        )),
+        Scheme::Https | Scheme::Wss => Ok(Stream::Boxed(Box::new(
+            tls::wrap(socket, url, &options.tls).await?,
+        ))),
     }
 }
 

@@ -30,15 +30,6 @@ impl Scheme {
             Scheme::Wss => "wss",
         }
     }
-
-    /// Whether this build can dial it yet, and what to do if not.
-    fn supported(self) -> Result<(), &'static str> {
-        match self {
-            Scheme::Http | Scheme::Ws => Ok(()),
-            Scheme::Https => Err("TLS links are not supported yet; use http:// (or put the server behind a router that terminates TLS and dial its plain port)"),
-            Scheme::Wss => Err("TLS links (wss://) are not supported yet; use ws://, or http:// (WebSocket is tried by itself when Upgrade: tcp is refused)"),
-        }
-    }
 }
 
 /// Where the public server is: `http://host:port` (or just `host:port`).
@@ -66,7 +57,6 @@ impl std::str::FromStr for ServerUrl {
                 ))
             }
         };
-        scheme.supported().map_err(|why| format!("{s}: {why}"))?;
         let authority = rest.split('/').next().unwrap_or_default();
         if authority.is_empty() {
             return Err(format!(
@@ -118,10 +108,15 @@ mod tests {
         assert_eq!(u.to_string(), "http://app.herokuapp.com");
         let u: ServerUrl = "127.0.0.1:9".parse().unwrap();
         assert_eq!(u.addr, "127.0.0.1:9");
-        assert!("https://x"
-            .parse::<ServerUrl>()
-            .unwrap_err()
-            .contains("TLS"));
+        let u: ServerUrl = "https://tunnel.example.com".parse().unwrap();
+        assert_eq!(
+            (u.scheme, u.addr.as_str(), u.host.as_str()),
+            (
+                Scheme::Https,
+                "tunnel.example.com:443",
+                "tunnel.example.com"
+            )
+        );
         assert!("ftp://x"
             .parse::<ServerUrl>()
             .unwrap_err()
@@ -133,9 +128,10 @@ mod tests {
             (Scheme::Ws, "tunnel.example.com:80")
         );
         assert_eq!(u.to_string(), "ws://tunnel.example.com");
-        assert!("wss://x"
-            .parse::<ServerUrl>()
-            .unwrap_err()
-            .contains("use ws://"));
+        let u: ServerUrl = "wss://tunnel.example.com".parse().unwrap();
+        assert_eq!(
+            (u.scheme, u.addr.as_str()),
+            (Scheme::Wss, "tunnel.example.com:443")
+        );
     }
 }
