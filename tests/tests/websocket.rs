@@ -1,7 +1,8 @@
-//! WebSocket links: agents and clients on `ws://`, the automatic fallback
-//! from `Upgrade: tcp` behind a router that passes only WebSocket upgrades
-//! (a real nginx) or that answers 101 and then holds the link, and browser
-//! WebSockets, which stay ordinary web users of a channel.
+//! WebSocket links: agents and clients on `ws://` and `wss://` (through a
+//! TLS nginx, and to a server holding its own certificate), the automatic
+//! fallback from `Upgrade: tcp` behind a router that passes only WebSocket
+//! upgrades (a real nginx, plain and TLS) or that answers 101 and then holds
+//! the link, and browser WebSockets, which stay ordinary web users.
 
 use std::net::SocketAddr;
 
@@ -288,4 +289,26 @@ async fn the_server_answers_a_hand_written_websocket_link_request_by_the_rfc() {
     );
     let head = raw_websocket_request(server.addr, "wrong", "13").await;
     assert!(head.starts_with("HTTP/1.1 401 "), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wss_to_a_server_that_holds_its_own_certificate() {
+    let dir = uptun_e2e::tempdir_path();
+    let ca = uptun_e2e::pki::Ca::new(dir.path(), "ws");
+    let (cert, key) = (dir.path().join("leaf.pem"), dir.path().join("leaf.key"));
+    ca.issue(&["localhost"], &cert, &key);
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let server = Server::start(&["--tls-cert", cert, "--tls-key", key]).await;
+    let (web, digest) = (targets::http().await, targets::digest().await);
+    let wss = format!("wss://localhost:{}", server.addr.port());
+    let trust = ["--ca", ca.cert.to_str().unwrap()];
+    let channels = [format!("web={web}"), format!("tcp={digest}")];
+    let agent = server.agent_at(&wss, &channels, &trust).await;
+    assert!(agent
+        .wait_log("link up")
+        .await
+        .contains("transport=websocket"));
+    // Plain users on the same port still reach the channel the agent serves.
+    one_mib_intact(server.addr, 13).await;
+    connect_pipe_intact(&wss, &server.client_token, &trust).await;
 }
