@@ -34,10 +34,29 @@ impl Ca {
     /// A certificate for `names` (DNS names or IP addresses) and its key,
     /// written to `cert` and `key`.
     pub fn issue(&self, names: &[&str], cert: &Path, key: &Path) {
+        self.issue_with(names, cert, key, |_| ());
+    }
+
+    /// Like [`Ca::issue`], for a certificate that expired in 2001.
+    pub fn issue_expired(&self, names: &[&str], cert: &Path, key: &Path) {
+        self.issue_with(names, cert, key, |params| {
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        });
+    }
+
+    fn issue_with(
+        &self,
+        names: &[&str],
+        cert: &Path,
+        key: &Path,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) {
         let leaf_key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let leaf = CertificateParams::new(names)
-            .unwrap()
+        let mut params = CertificateParams::new(names).unwrap();
+        adjust(&mut params);
+        let leaf = params
             .signed_by(&leaf_key, &self.issuer, &self.key)
             .unwrap();
         std::fs::write(cert, leaf.pem()).unwrap();

@@ -1,6 +1,7 @@
 //! Agents and clients over `https://`: a real nginx terminates TLS in
 //! front of the public server, as a platform router does, with a leaf
-//! certificate from a throwaway CA. Through it an agent with `--ca`, curl
+//! certificate from a throwaway CA. Through it an agent with `--ca` (and a
+//! second one on `wss://`), curl
 //! over HTTPS, `connect` as a pipe and as ssh's ProxyCommand; without
 //! `--ca`, or with the wrong name, one line that says what to pass, and
 //! exit code 2; `--insecure` connects and warns on every dial.
@@ -27,12 +28,16 @@ async fn agent_curl_connect_and_ssh_all_over_https_through_nginx() {
     };
     let (url, ca) = (router.https_url(), router.trust());
     let ca = ca.to_str().unwrap();
-    let channels = [
-        format!("web={web}"),
-        format!("tcp={digest}"),
-        format!("ssh={}", sshd.addr),
-    ];
-    let _agent = server.agent_at(&url, &channels, &["--ca", ca]).await;
+    let channels = [format!("web={web}"), format!("ssh={}", sshd.addr)];
+    let agent = server.agent_at(&url, &channels, &["--ca", ca]).await;
+    assert!(agent.log().contains("transport=tcp"), "{}", agent.log());
+    // A second agent on wss:// through the same router serves `tcp`.
+    let wss = url.replacen("https://", "wss://", 1);
+    let ws_agent = server
+        .agent_at(&wss, &[format!("tcp={digest}")], &["--ca", ca])
+        .await;
+    let log = ws_agent.wait_log("link up").await;
+    assert!(log.contains("transport=websocket"), "{log}");
 
     // curl over HTTPS to the web channel, checking nginx's certificate too.
     let mut curl = Command::new("curl");
@@ -49,8 +54,8 @@ async fn agent_curl_connect_and_ssh_all_over_https_through_nginx() {
     );
     assert_eq!(sha256_hex(&out.stdout), sha256_hex(&pattern(8, 1 << 20)));
 
-    // `connect` as a pipe, half-closing stdin: the digest target answers
-    // with the length and checksum of what it got.
+    // `connect` as a pipe, half-closing stdin, to the wss:// agent's
+    // channel: the digest target answers with the length and checksum.
     let data = pattern(12, 2 << 20);
     let want = format!("{} {}\n", data.len(), sha256_hex(&data));
     let token = &server.client_token;

@@ -1,14 +1,10 @@
-//! The public server holding its own certificate, with real programs:
-//! curl over HTTPS and ssh through `openssl s_client` on the same port as
-//! plain ssh and a plain agent; a certificate renewed on disk and put in
+//! The public server holding its own certificate, with real programs: an
+//! agent and `connect` on `https://` with `--ca`, curl over HTTPS, ssh
+//! through `connect` and through `openssl s_client`, all on the same port
+//! as plain ssh; an agent without `--ca`, or facing an expired certificate,
+//! told in one line what is wrong; a certificate renewed on disk and put in
 //! force by `HUP`; and a certificate from an ACME CA (Debian's pebble),
 //! validated with TLS-ALPN-01 on the server's one port.
-//!
-//! Agents still dial `http://` here, which a TLS port serves too: dialing
-//! `https://` (`local-agent --server https://… --ca FILE`) is being added
-//! to the agent separately. Until it lands, an agent speaking the link
-//! handshake over TLS is covered in-process (crates/public-server/tests/tls.rs).
-//! TODO(issue 10): once it has, start the agents below with `https://`.
 
 use std::path::Path;
 use std::process::Command;
@@ -16,7 +12,8 @@ use std::process::Command;
 use uptun_e2e::data::{pattern, sha256_hex};
 use uptun_e2e::pebble::{self, free_port};
 use uptun_e2e::pki::Ca;
-use uptun_e2e::procs::{have, run_bounded, skip, Server};
+use uptun_e2e::procs::{bin, have, run_bounded, skip, Proc, Server};
+use uptun_e2e::server::connect_with_stdin_and;
 use uptun_e2e::{sshd, targets, tempdir_path, WAIT};
 
 const NAME: &str = "tunnel.uptun.test";
@@ -62,13 +59,13 @@ fn https_get(
 /// A certificate for [`NAME`] signed by `ca`, at `dir/cert.pem` and `dir/key.pem`.
 fn issue(ca: &Ca, dir: &Path) -> (String, String) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    ca.issue(&[NAME], &cert, &key);
+    ca.issue(&[NAME, "localhost"], &cert, &key);
     let text = |p: &Path| p.to_string_lossy().into_owned();
     (text(&cert), text(&key))
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn curl_ssh_over_tls_and_plain_ssh_share_one_port() {
+async fn agent_connect_curl_and_ssh_over_tls_and_plain_ssh_share_one_port() {
     if !have_all(&["curl", "openssl"]) {
         return;
     }
@@ -79,41 +76,62 @@ async fn curl_ssh_over_tls_and_plain_ssh_share_one_port() {
     let ca = Ca::new(dir.path(), "server");
     let (cert, key) = issue(&ca, dir.path());
     let server = Server::start(&["--tls-cert", &cert, "--tls-key", &key]).await;
-    let web = targets::http().await;
-    let _agent = server
-        .agent(&[format!("web={web}"), format!("ssh={}", sshd.addr)])
-        .await;
     let port = server.addr.port();
+    let url = format!("https://localhost:{port}");
+    let ca_arg = ca.cert.to_str().unwrap();
+
+    // Without --ca the agent names the problem and the fix, and gives up.
+    let (code, log) = agent_exit(&server, &url, &[]).await;
+    assert_eq!(code, Some(2), "{log}");
+    assert!(
+        log.contains("a CA this machine does not trust: pass --ca FILE"),
+        "{log}"
+    );
+
+    let (web, digest) = (targets::http().await, targets::digest().await);
+    let channels = [
+        format!("web={web}"),
+        format!("tcp={digest}"),
+        format!("ssh={}", sshd.addr),
+    ];
+    let _agent = server.agent_at(&url, &channels, &["--ca", ca_arg]).await;
 
     let len = 1 << 20;
     let body = https_get(&ca.cert, port, &format!("/bytes/{len}/7"))
         .await
         .unwrap_or_else(|err| panic!("curl over TLS: {err:?}"));
-    assert_eq!(body.len(), len);
     assert_eq!(sha256_hex(&body), sha256_hex(&pattern(7, len)));
 
-    // ssh inside TLS (openssl s_client verifying the name and the CA),
-    // and plain ssh at the same port, told apart by their first byte.
-    let s_client = format!(
-        "openssl s_client -quiet -verify_return_error -verify_hostname {NAME} -CAfile {} -servername {NAME} -connect 127.0.0.1:{port}",
-        ca.cert.display()
+    let data = pattern(13, 1 << 20);
+    let want = format!("{} {}\n", data.len(), sha256_hex(&data));
+    let token = &server.client_token;
+    let out = connect_with_stdin_and(&url, token, "tcp", &["--ca", ca_arg], data).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{stderr}");
+
+    // ssh through `connect` over TLS, through `openssl s_client` (ssh
+    // inside TLS, routed by the server), and plain ssh at the same port,
+    // told apart by their first byte.
+    let connect = format!(
+        "{} connect --server {url} --token {token} --ca {ca_arg} ssh",
+        bin("local-agent").display()
     );
-    let over_tls = sshd.ssh(&[
-        "-o",
-        &format!("ProxyCommand={s_client}"),
-        &format!("{}@{NAME}", sshd.user),
-        "echo",
-        "ok",
-    ]);
+    let s_client = format!(
+        "openssl s_client -quiet -verify_return_error -verify_hostname {NAME} -CAfile {ca_arg} -servername {NAME} -connect 127.0.0.1:{port}"
+    );
+    let user = &sshd.user;
+    let via = |proxy: &str| {
+        let proxy = format!("ProxyCommand={proxy}");
+        sshd.ssh(&["-o", &proxy, &format!("{user}@{NAME}"), "echo", "ok"])
+    };
     let port_arg = port.to_string();
-    let plain = sshd.ssh(&[
-        "-p",
-        &port_arg,
-        &format!("{}@127.0.0.1", sshd.user),
-        "echo",
-        "ok",
-    ]);
-    for (how, mut cmd) in [("inside TLS", over_tls), ("plain", plain)] {
+    let plain = sshd.ssh(&["-p", &port_arg, &format!("{user}@127.0.0.1"), "echo", "ok"]);
+    let ways = [
+        ("through connect", via(&connect)),
+        ("inside TLS", via(&s_client)),
+        ("plain", plain),
+    ];
+    for (how, mut cmd) in ways {
         let out = tokio::task::spawn_blocking(move || run_bounded(&mut cmd, WAIT))
             .await
             .unwrap();
@@ -125,6 +143,36 @@ async fn curl_ssh_over_tls_and_plain_ssh_share_one_port() {
             sshd.log()
         );
     }
+}
+
+/// Starts an agent for `url` with `extra` flags and waits for it to exit;
+/// returns its exit code and log.
+async fn agent_exit(server: &Server, url: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let mut args = vec!["--server", url, "--token", &server.token];
+    args.extend(["--channel", "web=127.0.0.1:9"]);
+    args.extend_from_slice(extra);
+    let mut agent = Proc::spawn("local-agent", &args);
+    let code = agent.wait_exit().await;
+    (code, agent.log())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_certificate_is_one_line_that_says_it_needs_renewing() {
+    let dir = tempdir_path();
+    let ca = Ca::new(dir.path(), "server");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    ca.issue_expired(&["localhost"], &cert, &key);
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let server = Server::start(&["--tls-cert", cert, "--tls-key", key]).await;
+    let url = format!("https://localhost:{}", server.addr.port());
+    let (code, log) = agent_exit(&server, &url, &["--ca", ca.cert.to_str().unwrap()]).await;
+    assert_eq!(code, Some(2), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("expired on 2001-01-01"))
+        .unwrap_or_else(|| panic!("no line about the expiry: {log}"));
+    assert!(line.contains("renewed certificate"), "{line}");
+    assert_eq!(log.matches("expired on").count(), 1, "{log}");
 }
 
 fn hup(server: &Server) {
