@@ -84,6 +84,12 @@ async fn one_source_may_hold_only_so_many_unclassified_connections() {
         refused.contains("too many unclassified connections from your address"),
         "{refused}"
     );
+    // Said as the server's own refusal, so a dialer backs off rather than
+    // trying the WebSocket form.
+    assert!(
+        refused.contains("\r\nUptun-Reason: too many unclassified connections"),
+        "{refused}"
+    );
     // Once the slow ones are cut at the header deadline, room is back.
     for s in slow_ones {
         assert!(answer(s).await.starts_with("HTTP/1.1 408"));

@@ -156,7 +156,11 @@ pub(crate) fn turn_away(mut socket: Socket, peer: SocketAddr, why: &str, state: 
         warn!(%peer, refused, why, "connections refused over the admission limits");
     }
     let body = format!("uptun: {why}; try again shortly\n");
-    let page = users::plain_page(503, &body, "Retry-After: 1\r\n");
+    // `Uptun-Reason` tells a dialer that the server itself answered, so it
+    // backs off instead of retrying in the WebSocket form (which would be
+    // turned away the same way).
+    let headers = format!("Retry-After: 1\r\nUptun-Reason: {why}; try again shortly\r\n");
+    let page = users::plain_page(503, &body, &headers);
     // One poll: a write that would wait is given up, as `try_write` would.
     let _ = socket.write_all(page.as_bytes()).now_or_never();
 }
