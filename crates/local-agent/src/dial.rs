@@ -184,7 +184,7 @@ async fn handshake(
         // The server's first frames are inside its first messages.
         socket = transport::websocket::wrap(socket, leftover.split()).await;
     }
-    let (read, write) = socket.into_halves();
+    let (read, write) = transport::into_halves(socket);
     Ok(Dialed {
         read,
         write,

@@ -17,7 +17,7 @@ use crate::auth::{self, Channels};
 use crate::meter::Way;
 use crate::registry::AgentInfo;
 use crate::route::Destination;
-use crate::socket::Socket;
+use crate::socket::{Socket, SocketExt};
 use crate::state::State;
 
 pub(crate) async fn serve(

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::either::Either;
 use tokio_util::task::TaskTracker;
 use tracing::{info, info_span, warn, Instrument};
 
@@ -18,7 +19,7 @@ use crate::config::{Config, LiveConfig};
 use crate::limits::Admitted;
 use crate::route::Destination;
 use crate::shutdown::Shutdown;
-use crate::socket::Socket;
+use crate::socket::{Socket, SocketExt};
 use crate::state::State;
 use crate::tls::{self, Opened};
 use crate::users::UserKind;
@@ -45,7 +46,7 @@ pub async fn run(
                     Ok(admitted) => {
                         tracker.spawn(handle(socket, peer, admitted, state.clone()));
                     }
-                    Err(why) => turn_away(Socket::Plain(socket), peer, why, &state),
+                    Err(why) => turn_away(Either::Left(socket), peer, why, &state),
                 },
                 Err(err) => {
                     // Out of file descriptors or similar: back off instead of spinning.
@@ -96,10 +97,10 @@ async fn handle(socket: TcpStream, peer: SocketAddr, admitted: Admitted, state: 
     let _ = socket.set_nodelay(true);
     let config = state.config();
     let (mut socket, silent) = match &config.tls {
-        None => (Socket::Plain(socket), false),
+        None => (Either::Left(socket), false),
         Some(tls) => match Box::pin(tls::open(socket, tls, &config, peer, &state.cut)).await {
             Opened::Socket(socket) => (socket, false),
-            Opened::Silent(socket) => (Socket::Plain(socket), true),
+            Opened::Silent(socket) => (Either::Left(socket), true),
             Opened::Done => return,
             Opened::Failed => return state.metrics.classify_failed(),
         },

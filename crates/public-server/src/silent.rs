@@ -25,7 +25,7 @@ use crate::meter::{MeteredStream, Way};
 use crate::open::open_to_agent;
 use crate::route::{Destination, Routed};
 use crate::server::{serve as serve_visitor, turn_away};
-use crate::socket::{self, Socket};
+use crate::socket::{self, Socket, SocketExt};
 use crate::state::State;
 use crate::users::relay_socket;
 

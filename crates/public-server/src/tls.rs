@@ -19,6 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::LazyConfigAcceptor;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -192,8 +193,8 @@ pub(crate) async fn open(
     match peeked {
         Err(_) => return Opened::Silent(tcp),
         // EOF and errors are the classifier's to see and count.
-        Ok(Ok(0)) | Ok(Err(_)) => return Opened::Socket(Socket::Plain(tcp)),
-        Ok(Ok(_)) if first[0] != HANDSHAKE_RECORD => return Opened::Socket(Socket::Plain(tcp)),
+        Ok(Ok(0)) | Ok(Err(_)) => return Opened::Socket(Either::Left(tcp)),
+        Ok(Ok(_)) if first[0] != HANDSHAKE_RECORD => return Opened::Socket(Either::Left(tcp)),
         Ok(Ok(_)) => {}
     }
     let limit = config.header_timeout;
@@ -202,7 +203,7 @@ pub(crate) async fn open(
         _ = cut.cancelled() => return Opened::Done,
     };
     match accepted {
-        Ok(Ok(Some(tls))) => Opened::Socket(Socket::Tls(Box::new(tls))),
+        Ok(Ok(Some(tls))) => Opened::Socket(Either::Right(Box::new(tls))),
         Ok(Ok(None)) => Opened::Done,
         Ok(Err(err)) => {
             debug!(%peer, %err, "TLS handshake failed");

@@ -15,7 +15,7 @@ use crate::idle::{bounded_by_idle, Activity};
 use crate::meter::{MeteredStream, StreamMeter, Way};
 use crate::open::{open_to_agent, TurnedAway};
 use crate::route::Destination;
-use crate::socket::{self, Socket};
+use crate::socket::{self, Socket, SocketExt};
 use crate::state::State;
 
 /// How a user that cannot be served learns it.

@@ -8,11 +8,9 @@
 //! fastest path pays for no lock or copy; any other transport is boxed and
 //! split with `tokio::io::split`.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
 
 mod choice;
 mod proxy;
@@ -47,26 +45,21 @@ pub(crate) type LinkRead = Box<dyn AsyncRead + Unpin + Send>;
 /// The write half of a link's byte stream.
 pub(crate) type LinkWrite = Box<dyn AsyncWrite + Unpin + Send>;
 
-/// A connected byte stream to the server.
-pub(crate) enum Stream {
-    /// Plain TCP: split into owned halves, no lock between them.
-    Tcp(TcpStream),
-    /// Any other transport.
-    Boxed(Box<dyn Conn>),
-}
+/// A connected byte stream to the server: plain TCP (`Left`), split into
+/// owned halves with no lock between them, or any other transport boxed
+/// (`Right`). `Either` forwards every read and write, vectored ones too.
+pub(crate) type Stream = Either<TcpStream, Box<dyn Conn>>;
 
-impl Stream {
-    /// Splits the stream for the link's reader and writer tasks.
-    pub fn into_halves(self) -> (LinkRead, LinkWrite) {
-        match self {
-            Stream::Tcp(socket) => {
-                let (read, write) = socket.into_split();
-                (Box::new(read), Box::new(write))
-            }
-            Stream::Boxed(conn) => {
-                let (read, write) = tokio::io::split(conn);
-                (Box::new(read), Box::new(write))
-            }
+/// Splits the stream for the link's reader and writer tasks.
+pub(crate) fn into_halves(stream: Stream) -> (LinkRead, LinkWrite) {
+    match stream {
+        Either::Left(socket) => {
+            let (read, write) = socket.into_split();
+            (Box::new(read), Box::new(write))
+        }
+        Either::Right(conn) => {
+            let (read, write) = tokio::io::split(conn);
+            (Box::new(read), Box::new(write))
         }
     }
 }
@@ -87,49 +80,9 @@ pub(crate) async fn connect(
     match url.scheme {
         // ws:// and wss:// are plain TCP and TLS as well: the WebSocket is
         // the link request's form (dial.rs), on top of what this returns.
-        Scheme::Http | Scheme::Ws => Ok(Stream::Tcp(socket)),
-        Scheme::Https | Scheme::Wss => Ok(Stream::Boxed(Box::new(
+        Scheme::Http | Scheme::Ws => Ok(Either::Left(socket)),
+        Scheme::Https | Scheme::Wss => Ok(Either::Right(Box::new(
             tls::wrap(socket, url, &options.tls).await?,
         ))),
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Boxed(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, data),
-            Stream::Boxed(s) => Pin::new(s).poll_write(cx, data),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Stream::Boxed(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Boxed(s) => Pin::new(s).poll_shutdown(cx),
-        }
     }
 }

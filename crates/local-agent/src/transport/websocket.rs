@@ -3,6 +3,7 @@
 //! whatever stream carried the request (TCP for `ws://`, TLS for `wss://`).
 
 use bytes::BytesMut;
+use tokio_util::either::Either;
 use uptun_protocol::{WsIo, WsRole};
 
 use super::Stream;
@@ -11,5 +12,5 @@ use super::Stream;
 /// sent past its 101 (its first WebSocket bytes).
 pub(crate) async fn wrap(stream: Stream, leftover: BytesMut) -> Stream {
     let io = WsIo::new(stream, leftover.to_vec(), WsRole::Client).await;
-    Stream::Boxed(Box::new(io))
+    Either::Right(Box::new(io))
 }
