@@ -13,6 +13,7 @@ pub mod handshake;
 mod mux;
 mod relay;
 mod secret;
+mod terminal;
 mod text;
 mod wsio;
 
@@ -22,12 +23,15 @@ pub use frame::{
     decode_open, encode_open, valid_channel_name, Frame, FrameType, Header, HEADER_LEN,
     MAX_CHANNEL_LEN, MAX_PAYLOAD,
 };
-pub use mux::{spawn as spawn_link, Config, Incoming, IncomingStream, LinkHandle, MuxStream, Role};
+pub use mux::{
+    spawn as spawn_link, Config, Incoming, IncomingStream, LinkHandle, MuxStream, Role, StreamEvent,
+};
 pub use relay::{
     abort_tcp, bridge, bridge_counted, end_tcp, relay, relay_ending, relay_tcp, RelayError,
     RelayStats,
 };
 pub use secret::Secret;
+pub use terminal::{ExitStatus, TermSize};
 pub use text::{sanitize, MAX_PEER_TEXT};
 pub use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 pub use wsio::{ws_config, WsIo, MAX_MESSAGE as MAX_WS_MESSAGE};

@@ -10,7 +10,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use crate::error::StreamError;
-use crate::mux::MuxStream;
+use crate::mux::{MuxStream, StreamEvent};
 
 /// Bytes moved by a finished relay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -219,7 +219,8 @@ pub fn abort_tcp(socket: TcpStream) {
 }
 
 /// Relays between two streams (a client's stream and an agent's), passing
-/// chunks through without copying. Credit chains: a slow consumer on one side
+/// chunks through without copying, and terminal sizes and exit statuses
+/// with them. Credit chains: a slow consumer on one side
 /// holds back the producer on the other.
 pub async fn bridge(a: MuxStream, b: MuxStream) -> Result<RelayStats, StreamError> {
     bridge_counted(a, b, |_| {}, |_| {}).await
@@ -240,13 +241,20 @@ pub async fn bridge_counted(
         mut counted: impl FnMut(usize),
     ) -> Result<u64, StreamError> {
         let mut total = 0u64;
-        while let Some(chunk) = from.recv().await? {
-            total += chunk.len() as u64;
-            counted(chunk.len());
-            to.send(chunk).await?;
+        loop {
+            match from.recv_event().await? {
+                StreamEvent::Data(chunk) => {
+                    total += chunk.len() as u64;
+                    counted(chunk.len());
+                    to.send(chunk).await?;
+                }
+                StreamEvent::Resize(size) => to.send_resize(size).await?,
+                StreamEvent::End(status) => {
+                    to.finish_with(status).await?;
+                    return Ok(total);
+                }
+            }
         }
-        to.finish().await?;
-        Ok(total)
     }
     match tokio::try_join!(pipe(&a, &b, a_to_b), pipe(&b, &a, b_to_a)) {
         Ok((sent, received)) => Ok(RelayStats { sent, received }),

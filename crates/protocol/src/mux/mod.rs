@@ -10,12 +10,13 @@ mod inbound;
 mod link;
 mod reader;
 mod stream;
+mod terminal;
 mod writer;
 
 use std::time::Duration;
 
 pub use link::{spawn, Incoming, LinkHandle};
-pub use stream::{IncomingStream, MuxStream};
+pub use stream::{IncomingStream, MuxStream, StreamEvent};
 
 /// Which end of the link this is. The dialer (agent or client) opens streams
 /// with even ids, the acceptor (server) with odd ids, so they never collide.
@@ -76,5 +77,7 @@ impl Default for Config {
     }
 }
 
+#[cfg(test)]
+mod terminal_tests;
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,7 @@ use super::stream::{Acceptance, IncomingStream, MuxStream, StreamShared};
 use crate::codec::FrameCodec;
 use crate::error::{ProtocolError, StreamError};
 use crate::frame::{decode_open, Frame, FrameType};
+use crate::terminal::{ExitStatus, TermSize};
 
 pub(crate) async fn run<R: AsyncRead + Unpin>(
     mut read: R,
@@ -214,6 +215,7 @@ fn on_stream_frame(link: &Arc<LinkShared>, frame: Frame) -> Result<(), ProtocolE
         FrameType::Fin => {
             let mut st = stream.lock();
             st.remote_fin = true;
+            st.remote_exit = ExitStatus::decode(&frame.payload);
             let waiter = st.take_read_waiter();
             drop(st);
             wake(waiter);
@@ -239,14 +241,19 @@ fn on_stream_frame(link: &Arc<LinkShared>, frame: Frame) -> Result<(), ProtocolE
         }
         FrameType::Reset => stream.fail(StreamError::Reset(frame.reason())),
         FrameType::Resize => {
-            if frame.payload.len() != 4 {
+            let Some(size) = TermSize::decode(&frame.payload) else {
                 return Err(ProtocolError::malformed(
                     frame.kind,
                     "payload must be 4 bytes",
                 ));
-            }
-            // Terminal targets (pty:, session:) are not implemented yet; a
-            // resize for a plain TCP stream means nothing.
+            };
+            // Kept for whoever takes sizes (a terminal target, a bridge);
+            // a plain relay never does, and the slot just holds the last.
+            let mut st = stream.lock();
+            st.resize = Some(size);
+            let waiter = st.take_read_waiter();
+            drop(st);
+            wake(waiter);
         }
         FrameType::Open | FrameType::Ping | FrameType::Pong | FrameType::GoAway => {
             unreachable!("dispatched earlier")

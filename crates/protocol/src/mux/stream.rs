@@ -12,6 +12,7 @@ use super::inbound::Inbound;
 use super::link::{LinkShared, Outgoing};
 use crate::error::StreamError;
 use crate::frame::{Frame, FrameType};
+use crate::terminal::{ExitStatus, TermSize};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Acceptance {
@@ -29,7 +30,12 @@ pub(crate) struct State {
     /// on the next `recv`, once the consumer has written it out.
     handed_out: u32,
     pub remote_fin: bool,
-    local_fin: bool,
+    pub(super) local_fin: bool,
+    /// The exit status the peer's FIN carried, if it carried one.
+    pub remote_exit: Option<ExitStatus>,
+    /// The latest terminal size the peer sent and nobody has taken yet:
+    /// one slot, so a flood of RESIZE frames costs nothing but the last.
+    pub resize: Option<TermSize>,
     pub acceptance: Acceptance,
     /// Set once the stream is dead: reset by either side, or its link closed.
     pub failed: Option<StreamError>,
@@ -82,6 +88,8 @@ impl StreamShared {
                 handed_out: 0,
                 remote_fin: false,
                 local_fin: false,
+                remote_exit: None,
+                resize: None,
                 acceptance,
                 failed: None,
                 read_waiter: None,
@@ -117,6 +125,15 @@ impl StreamShared {
             .chain(death)
             .for_each(Waker::wake);
     }
+}
+
+/// What a stream delivers: bytes, a terminal size, or its end (with the
+/// exit status the peer's FIN carried, if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    Data(Bytes),
+    Resize(TermSize),
+    End(Option<ExitStatus>),
 }
 
 /// A stream: bytes in both directions with per-stream flow control.
@@ -171,42 +188,56 @@ impl MuxStream {
 
     /// The next chunk from the peer; `Ok(None)` once the peer sent FIN.
     /// Calling `recv` again tells the stream the previous chunk was consumed,
-    /// which is when its bytes are granted back to the sender.
+    /// which is when its bytes are granted back to the sender. Terminal
+    /// sizes are left for [`MuxStream::recv_event`].
     pub async fn recv(&self) -> Result<Option<Bytes>, StreamError> {
-        poll_fn(|cx| {
-            let (outcome, update) = {
-                let mut st = self.shared.lock();
-                let handed = std::mem::take(&mut st.handed_out);
-                st.recv.consumed(handed);
-                // A reset discards what is queued; a closed link does not:
-                // data and FIN that arrived before it closed are delivered.
-                let delivered_anyway = matches!(st.failed, Some(StreamError::LinkClosed(_)));
-                if st.failed.is_some() && !delivered_anyway {
-                    (Some(Err(st.failed.clone().expect("checked"))), None)
-                } else if let Acceptance::Refused(reason) = &st.acceptance {
-                    (Some(Err(StreamError::Refused(reason.clone()))), None)
-                } else if let Some(chunk) = st.inbound.pop() {
-                    st.handed_out = chunk.len() as u32;
-                    (Some(Ok(Some(chunk))), st.recv.take_update())
-                } else if st.remote_fin {
-                    (Some(Ok(None)), None)
-                } else if let Some(err) = &st.failed {
-                    (Some(Err(err.clone())), None)
-                } else {
-                    register(&mut st.read_waiter, cx);
-                    (None, st.recv.take_update())
-                }
-            };
-            if let Some(increment) = update {
-                self.link
-                    .send_ctrl_now(Frame::window(self.shared.id, increment));
+        match poll_fn(|cx| self.poll_event(cx, false)).await? {
+            StreamEvent::Data(chunk) => Ok(Some(chunk)),
+            StreamEvent::End(_) => Ok(None),
+            StreamEvent::Resize(_) => unreachable!("sizes are only taken when asked for"),
+        }
+    }
+
+    /// What `recv` and `recv_event` wait for; a new terminal size comes
+    /// before queued data when `resizes` asks for it.
+    pub(super) fn poll_event(
+        &self,
+        cx: &Context<'_>,
+        resizes: bool,
+    ) -> Poll<Result<StreamEvent, StreamError>> {
+        let (outcome, update) = {
+            let mut st = self.shared.lock();
+            let handed = std::mem::take(&mut st.handed_out);
+            st.recv.consumed(handed);
+            // A reset discards what is queued; a closed link does not:
+            // data and FIN that arrived before it closed are delivered.
+            let delivered_anyway = matches!(st.failed, Some(StreamError::LinkClosed(_)));
+            if st.failed.is_some() && !delivered_anyway {
+                (Some(Err(st.failed.clone().expect("checked"))), None)
+            } else if let Acceptance::Refused(reason) = &st.acceptance {
+                (Some(Err(StreamError::Refused(reason.clone()))), None)
+            } else if let Some(size) = st.resize.take_if(|_| resizes) {
+                (Some(Ok(StreamEvent::Resize(size))), None)
+            } else if let Some(chunk) = st.inbound.pop() {
+                st.handed_out = chunk.len() as u32;
+                (Some(Ok(StreamEvent::Data(chunk))), st.recv.take_update())
+            } else if st.remote_fin {
+                (Some(Ok(StreamEvent::End(st.remote_exit))), None)
+            } else if let Some(err) = &st.failed {
+                (Some(Err(err.clone())), None)
+            } else {
+                register(&mut st.read_waiter, cx);
+                (None, st.recv.take_update())
             }
-            match outcome {
-                Some(outcome) => Poll::Ready(outcome),
-                None => Poll::Pending,
-            }
-        })
-        .await
+        };
+        if let Some(increment) = update {
+            self.link
+                .send_ctrl_now(Frame::window(self.shared.id, increment));
+        }
+        match outcome {
+            Some(outcome) => Poll::Ready(outcome),
+            None => Poll::Pending,
+        }
     }
 
     /// Waits until there is send credit, then spends up to `max` bytes of it.
@@ -272,6 +303,12 @@ impl MuxStream {
 
     /// Half-close: no more data from this side. The peer can still send.
     pub async fn finish(&self) -> Result<(), StreamError> {
+        self.finish_with(None).await
+    }
+
+    /// Half-close, telling the peer how the process behind the stream
+    /// ended when `status` is given (FIN's payload, §4.4).
+    pub async fn finish_with(&self, status: Option<ExitStatus>) -> Result<(), StreamError> {
         {
             let mut st = self.shared.lock();
             if let Some(err) = &st.failed {
@@ -281,12 +318,9 @@ impl MuxStream {
                 return Ok(());
             }
         }
-        self.link
-            .send_data(Outgoing::Frame(Frame::empty(
-                FrameType::Fin,
-                self.shared.id,
-            )))
-            .await
+        let payload = status.map(ExitStatus::encode).unwrap_or_default();
+        let fin = Frame::new(FrameType::Fin, self.shared.id, payload);
+        self.link.send_data(Outgoing::Frame(fin)).await
     }
 
     /// Aborts the stream both ways and tells the peer why.

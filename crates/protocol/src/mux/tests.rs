@@ -14,7 +14,7 @@ use tokio_util::codec::Encoder;
 
 const T: Duration = Duration::from_secs(10);
 
-fn small() -> Config {
+pub(super) fn small() -> Config {
     Config {
         window: 16 * 1024,
         max_data: 4 * 1024,
@@ -22,7 +22,7 @@ fn small() -> Config {
     }
 }
 
-fn pair(config: Config) -> ((LinkHandle, Incoming), (LinkHandle, Incoming)) {
+pub(super) fn pair(config: Config) -> ((LinkHandle, Incoming), (LinkHandle, Incoming)) {
     let (a, b) = tokio::io::duplex(1024);
     let (ar, aw) = tokio::io::split(a);
     let (br, bw) = tokio::io::split(b);
@@ -39,7 +39,7 @@ fn pair(config: Config) -> ((LinkHandle, Incoming), (LinkHandle, Incoming)) {
     (dialer, acceptor)
 }
 
-async fn read_all(s: &MuxStream) -> Result<Vec<u8>, StreamError> {
+pub(super) async fn read_all(s: &MuxStream) -> Result<Vec<u8>, StreamError> {
     let mut out = Vec::new();
     while let Some(chunk) = s.recv().await? {
         out.extend_from_slice(&chunk);
