@@ -35,12 +35,15 @@ async fn main() -> anyhow::Result<()> {
     let page = serve(sample_page).await?;
     let echo = serve(echo).await?;
     let mut channels = vec![
-        ("web".to_string(), Target::Tcp(page.to_string())),
-        ("tcp".to_string(), Target::Tcp(echo.to_string())),
+        ("web".to_string(), Target::from(page)),
+        ("tcp".to_string(), Target::from(echo)),
     ];
     let sshd = TcpStream::connect("127.0.0.1:22").await.is_ok();
     if sshd {
-        channels.push(("ssh".to_string(), Target::Tcp("127.0.0.1:22".into())));
+        channels.push((
+            "ssh".to_string(),
+            Target::from(SocketAddr::from(([127, 0, 0, 1], 22))),
+        ));
     }
 
     // Clients (connect, forward) get a token of their own: the server lets

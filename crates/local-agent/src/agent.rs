@@ -101,6 +101,10 @@ pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Resu
         crate::channel::table(&config.channels, &config.proxy_protocol)
             .map_err(AgentError::Config)?,
     );
+    // Targets with a process of their own (a session) start with the agent.
+    for channel in targets.values() {
+        channel.target.kind().start();
+    }
     // What one link learns about the router in front, the others use.
     let choice = Arc::new(
         Choice::new(config.transport.mode, config.server.scheme).map_err(AgentError::Config)?,
@@ -269,7 +273,7 @@ async fn serve_stream(incoming: IncomingStream, targets: Channels, timeout: Dura
     let Ok(stream) = incoming.accept().await else {
         return;
     };
-    match connected.relay(stream).await {
+    match connected(stream).await {
         Ok(stats) => tracing::debug!(
             stream = id,
             sent = stats.sent,

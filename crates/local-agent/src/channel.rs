@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::proxy_header::{self, ProxyProtocol};
-use crate::target::{Connected, Target};
+use crate::proxy_header::ProxyProtocol;
+use crate::target::{OpenRequest, Opened, Target};
 
 /// What the agent does with a stream on one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,24 +16,17 @@ pub(crate) struct ChannelConfig {
 }
 
 impl ChannelConfig {
-    /// Dials the target for a stream from `user` (the OPEN frame's address
-    /// text) and writes the channel's PROXY header, so the relay that
-    /// follows can only put user bytes after it. Errors read as reasons
-    /// for REFUSE ("could not reach …").
-    pub async fn connect(&self, user: &str, timeout: Duration) -> Result<Connected, String> {
-        let mut connected = self.target.dial(timeout).await?;
-        if let Some(version) = self.proxy_protocol {
-            let header = proxy_header::header(version, user, connected.target_addr());
-            // No deadline of its own: a fresh socket's send buffer takes
-            // these ≤ 108 bytes at once, whatever the target does.
-            if let Err(err) = connected.write_first(&header).await {
-                return Err(format!(
-                    "could not send the PROXY header to {}: {err}",
-                    self.target
-                ));
-            }
-        }
-        Ok(connected)
+    /// Gets the target ready for a stream from `user` (the OPEN frame's
+    /// address text): dials it and writes the channel's PROXY header, or
+    /// starts its process. Errors read as reasons for REFUSE ("could not
+    /// reach …").
+    pub async fn connect(&self, user: &str, timeout: Duration) -> Result<Opened, String> {
+        let request = OpenRequest {
+            user,
+            timeout,
+            proxy_protocol: self.proxy_protocol,
+        };
+        self.target.kind().open(request).await
     }
 }
 
@@ -63,6 +56,13 @@ pub(crate) fn table(
                 served.join(", ")
             ));
         };
+        if !channel.target.kind().takes_proxy_header() {
+            return Err(format!(
+                "--proxy-protocol {name}={version}: channel \"{name}\" leads to {}, which \
+                 takes no PROXY header; drop the flag for it",
+                channel.target
+            ));
+        }
         if channel.proxy_protocol.is_some_and(|v| v != *version) {
             return Err(format!(
                 "--proxy-protocol names channel \"{name}\" twice with different versions: keep one"
@@ -134,7 +134,7 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let listener = tokio::net::UnixListener::bind(&path).unwrap();
         let channel = ChannelConfig {
-            target: Target::Unix(path.clone()),
+            target: format!("unix:{}", path.display()).parse().unwrap(),
             proxy_protocol: Some(ProxyProtocol::V2),
         };
         let connected = channel.connect("203.0.113.5:51234", Duration::from_secs(10));

@@ -53,7 +53,7 @@ async fn setup(shutdown: impl Into<Shutdown>) -> Setup {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(run(listener, Config::new("t0ken"), shutdown.into()));
     let url = format!("http://{addr}").parse().unwrap();
-    let channels = vec![("tcp".to_string(), Target::Tcp(echo().await.to_string()))];
+    let channels = vec![("tcp".to_string(), Target::from(echo().await))];
     let agent = CancellationToken::new();
     tokio::spawn(run_agent(
         AgentConfig::new(url, "t0ken", channels),

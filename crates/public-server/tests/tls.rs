@@ -122,7 +122,7 @@ async fn serve(config: impl Into<LiveConfig>) -> (SocketAddr, Shutdown) {
 /// An in-process agent on plain `http://` serving `tcp` with an echo.
 async fn plain_agent(addr: SocketAddr) -> CancellationToken {
     let url = format!("http://{addr}").parse().unwrap();
-    let channels = vec![("tcp".to_string(), Target::Tcp(echo().await.to_string()))];
+    let channels = vec![("tcp".to_string(), Target::from(echo().await))];
     let stop = CancellationToken::new();
     tokio::spawn(run_agent(
         AgentConfig::new(url, "t0ken", channels),
@@ -292,7 +292,7 @@ async fn a_silent_plain_user_on_a_tls_port_takes_the_silent_route() {
         }
     });
     let url = format!("http://{addr}").parse().unwrap();
-    let channels = vec![("tcp".to_string(), Target::Tcp(target.to_string()))];
+    let channels = vec![("tcp".to_string(), Target::from(target))];
     let agent = CancellationToken::new();
     tokio::spawn(run_agent(
         AgentConfig::new(url, "t0ken", channels),
