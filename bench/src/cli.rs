@@ -13,7 +13,7 @@ use crate::systems::SystemKind;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  cargo run --release -p uptun-bench -- all\n  cargo run --release -p uptun-bench -- --quick --systems uptun,rathole bulk\n  cargo run --release -p uptun-bench -- crosscheck"
+    after_help = "Examples:\n  cargo run --release -p uptun-bench -- all\n  cargo run --release -p uptun-bench -- --quick --systems uptun,rathole bulk\n  cargo run --release -p uptun-bench -- --systems rathole,rathole-tls,uptun,uptun-tls,uptun-ws,uptun-wss all\n  cargo run --release -p uptun-bench -- crosscheck"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -28,7 +28,8 @@ pub struct Options {
     #[arg(long, global = true)]
     pub quick: bool,
 
-    /// Systems to measure, comma separated, in table order.
+    /// Systems to measure, comma separated, in table order. The transports
+    /// (uptun-tls, uptun-ws, uptun-wss, rathole-tls) only when named.
     #[arg(
         long,
         global = true,

@@ -1,6 +1,6 @@
 //! Finds or builds every program the systems need: release builds of uptun
 //! from this workspace, and rathole and bore installed from crates.io into
-//! the git-ignored `bench/peers` folder.
+//! the git-ignored `bench/peers` folder (rathole with TLS into `bench/peers/tls`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +15,8 @@ pub struct Programs {
     pub public_server: PathBuf,
     pub local_agent: PathBuf,
     pub rathole: PathBuf,
+    /// rathole built with its TLS transport, installed apart from the plain build.
+    pub rathole_tls: PathBuf,
     pub bore: PathBuf,
     /// This binary, which also serves as the relay of `relay2`.
     pub bench: PathBuf,
@@ -35,6 +37,16 @@ const RATHOLE: Peer = Peer {
     binary: "rathole",
     // Plain TCP transport only, as uptun's link is plain TCP here.
     features: &["--no-default-features", "--features", "server,client"],
+};
+
+/// A second build for `rathole-tls`: with the `tls` feature (tokio-native-tls,
+/// so OpenSSL here: libssl-dev and pkg-config), and under its own root so the
+/// plain build above stays plain.
+const RATHOLE_TLS: Peer = Peer {
+    krate: "rathole",
+    version: "0.5.0",
+    binary: "rathole",
+    features: &["--no-default-features", "--features", "server,client,tls"],
 };
 
 const BORE: Peer = Peer {
@@ -78,6 +90,9 @@ pub fn prepare(systems: &[SystemKind], uptun_dir: Option<&Path>) -> anyhow::Resu
     let peers = root.join("bench").join("peers");
     if systems.contains(&SystemKind::Rathole) {
         programs.rathole = install_peer(&peers, &RATHOLE)?;
+    }
+    if systems.contains(&SystemKind::RatholeTls) {
+        programs.rathole_tls = install_peer(&peers.join("tls"), &RATHOLE_TLS)?;
     }
     if systems.contains(&SystemKind::Bore) {
         programs.bore = install_peer(&peers, &BORE)?;

@@ -17,6 +17,8 @@ mod steps;
 mod systems;
 mod table;
 mod target;
+mod tls;
+mod uptun;
 
 pub use cli::{Cli, Command};
 

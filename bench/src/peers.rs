@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::procs::Proc;
+use crate::tls::{TlsFiles, PKCS12_PASSWORD};
 
 const TOKEN: &str = "uptun-bench-token";
 
@@ -19,30 +20,37 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// Starts rathole's server and client; the entry is the service port.
+/// Starts rathole's server and client; the entry is the service port. With
+/// `tls`, control and data channels use rathole's TLS transport (which
+/// `program` must have been built with), else plain TCP.
 pub async fn start_rathole(
     dir: &Path,
     program: &Path,
     label: &str,
     target: SocketAddr,
+    tls: Option<&TlsFiles>,
 ) -> anyhow::Result<(SocketAddr, Vec<Proc>)> {
     let control = free_port()?;
     let service = free_port()?;
+    let (server_transport, client_transport) = match tls {
+        Some(tls) => rathole_tls(tls)?,
+        None => (String::new(), String::new()),
+    };
     let server_toml = format!(
         "[server]\nbind_addr = \"127.0.0.1:{control}\"\ndefault_token = \"{TOKEN}\"\n\n\
-         [server.services.bench]\nbind_addr = \"127.0.0.1:{service}\"\n"
+         {server_transport}[server.services.bench]\nbind_addr = \"127.0.0.1:{service}\"\n"
     );
     let client_toml = format!(
         "[client]\nremote_addr = \"127.0.0.1:{control}\"\ndefault_token = \"{TOKEN}\"\n\n\
-         [client.services.bench]\nlocal_addr = \"{target}\"\n"
+         {client_transport}[client.services.bench]\nlocal_addr = \"{target}\"\n"
     );
-    let server_path = dir.join(format!("rathole.{label}.server.toml"));
-    let client_path = dir.join(format!("rathole.{label}.client.toml"));
+    let server_path = dir.join(format!("{label}.server.toml"));
+    let client_path = dir.join(format!("{label}.client.toml"));
     std::fs::write(&server_path, server_toml).context("could not write rathole's server.toml")?;
     std::fs::write(&client_path, client_toml).context("could not write rathole's client.toml")?;
     let mut server = Proc::spawn(
         dir,
-        &format!("rathole.{label}.server"),
+        &format!("{label}.server"),
         program,
         &["--server".into(), server_path.display().to_string()],
     )?;
@@ -52,12 +60,31 @@ pub async fn start_rathole(
         .await?;
     let client = Proc::spawn(
         dir,
-        &format!("rathole.{label}.client"),
+        &format!("{label}.client"),
         program,
         &["--client".into(), client_path.display().to_string()],
     )?;
     let entry = SocketAddr::from(([127, 0, 0, 1], service));
     Ok((entry, vec![server, client]))
+}
+
+/// The `[server.transport]` and `[client.transport]` tables of rathole's
+/// TLS transport (keys as rathole 0.5.0's `TlsConfig`): the server presents
+/// the run's certificate from a PKCS#12 file, the client trusts the run's CA
+/// and checks the name `localhost` (it dials 127.0.0.1).
+fn rathole_tls(tls: &TlsFiles) -> anyhow::Result<(String, String)> {
+    let pkcs12 = tls.pkcs12()?;
+    let server = format!(
+        "[server.transport]\ntype = \"tls\"\n\n[server.transport.tls]\n\
+         pkcs12 = {:?}\npkcs12_password = \"{PKCS12_PASSWORD}\"\n\n",
+        pkcs12.display().to_string()
+    );
+    let client = format!(
+        "[client.transport]\ntype = \"tls\"\n\n[client.transport.tls]\n\
+         trusted_root = {:?}\nhostname = \"localhost\"\n\n",
+        tls.ca.display().to_string()
+    );
+    Ok((server, client))
 }
 
 /// Starts `bore server` and `bore local`; bore's control port is fixed at
@@ -70,7 +97,7 @@ pub async fn start_bore(
 ) -> anyhow::Result<(SocketAddr, Vec<Proc>)> {
     let mut server = Proc::spawn(
         dir,
-        &format!("bore.{label}.server"),
+        &format!("{label}.server"),
         program,
         &args(&["server", "--bind-addr", "127.0.0.1", "--secret", TOKEN]),
     )?;
@@ -80,7 +107,7 @@ pub async fn start_bore(
         .context("bore server did not start (is port 7835 busy?)")?;
     let mut client = Proc::spawn(
         dir,
-        &format!("bore.{label}.client"),
+        &format!("{label}.client"),
         program,
         &args(&[
             "local",

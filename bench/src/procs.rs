@@ -23,11 +23,23 @@ impl Proc {
         let out = std::fs::File::create(&log)
             .with_context(|| format!("could not create {}", log.display()))?;
         let err = out.try_clone().context("could not share the log file")?;
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .args(args)
             .env("NO_COLOR", "1")
             // Every program logs at its own default level, whatever the bench was run with.
-            .env_remove("RUST_LOG")
+            .env_remove("RUST_LOG");
+        // The bench sets uptun's options by flag, and links stay on
+        // 127.0.0.1: local-agent dials through a proxy named in the
+        // environment, as curl does.
+        let proxies = ["http_proxy", "https_proxy", "all_proxy"];
+        for (name, _) in std::env::vars_os() {
+            let text = name.to_string_lossy();
+            if text.starts_with("UPTUN_") || proxies.contains(&text.to_lowercase().as_str()) {
+                command.env_remove(&name);
+            }
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

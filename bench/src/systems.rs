@@ -14,6 +14,8 @@ use crate::install::Programs;
 use crate::peers;
 use crate::procs::Proc;
 use crate::target::{MODE_REQUEST, REPLY_LEN, REQUEST_LEN};
+use crate::tls::TlsFiles;
+use crate::uptun::{self, Link};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum SystemKind {
@@ -29,6 +31,14 @@ pub enum SystemKind {
     Uptun,
     /// uptun with `local-agent --links 2`: streams spread over two links.
     Uptun2,
+    /// uptun whose link is TLS (`https://`), terminated by the server itself.
+    UptunTls,
+    /// uptun whose link is WebSocket (`ws://`).
+    UptunWs,
+    /// uptun whose link is WebSocket over TLS (`wss://`).
+    UptunWss,
+    /// rathole 0.5.0, TLS transport (native-tls, a separate build).
+    RatholeTls,
 }
 
 impl SystemKind {
@@ -40,11 +50,31 @@ impl SystemKind {
             SystemKind::Bore => "bore",
             SystemKind::Uptun => "uptun",
             SystemKind::Uptun2 => "uptun --links 2",
+            SystemKind::UptunTls => "uptun tls",
+            SystemKind::UptunWs => "uptun ws",
+            SystemKind::UptunWss => "uptun wss",
+            SystemKind::RatholeTls => "rathole tls",
         }
     }
 
+    /// The name `--systems` takes (`uptun-tls`): log and config files
+    /// start with it, so systems that share a starter keep their own.
+    pub fn slug(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_else(|| format!("{self:?}").to_lowercase())
+    }
+
     pub fn is_uptun(self) -> bool {
-        matches!(self, SystemKind::Uptun | SystemKind::Uptun2)
+        matches!(
+            self,
+            SystemKind::Uptun
+                | SystemKind::Uptun2
+                | SystemKind::UptunTls
+                | SystemKind::UptunWs
+                | SystemKind::UptunWss
+        )
     }
 }
 
@@ -82,8 +112,6 @@ pub struct Running {
     pub web_entry: Option<SocketAddr>,
     procs: Vec<Proc>,
 }
-
-const TOKEN: &str = "uptun-bench-token";
 
 impl Running {
     /// Process ids whose memory counts for the system (none for direct).
@@ -125,13 +153,23 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let dir = &ctx.dir;
     let p = &ctx.programs;
+    let label = &format!("{}.{label}", kind.slug());
     let (entry, procs) = match kind {
         SystemKind::Direct => (targets.raw, Vec::new()),
         SystemKind::Relay2 => start_relay2(ctx, label, targets.raw).await?,
-        SystemKind::Rathole => peers::start_rathole(dir, &p.rathole, label, targets.raw).await?,
+        SystemKind::Rathole => {
+            peers::start_rathole(dir, &p.rathole, label, targets.raw, None).await?
+        }
+        SystemKind::RatholeTls => {
+            let tls = TlsFiles::in_dir(dir)?;
+            peers::start_rathole(dir, &p.rathole_tls, label, targets.raw, Some(&tls)).await?
+        }
         SystemKind::Bore => peers::start_bore(dir, &p.bore, label, targets.raw).await?,
-        SystemKind::Uptun => start_uptun(ctx, label, targets, 1).await?,
-        SystemKind::Uptun2 => start_uptun(ctx, label, targets, 2).await?,
+        SystemKind::Uptun => uptun::start(ctx, label, targets, Link::Plain, 1).await?,
+        SystemKind::Uptun2 => uptun::start(ctx, label, targets, Link::Plain, 2).await?,
+        SystemKind::UptunTls => uptun::start(ctx, label, targets, Link::Tls, 1).await?,
+        SystemKind::UptunWs => uptun::start(ctx, label, targets, Link::Ws, 1).await?,
+        SystemKind::UptunWss => uptun::start(ctx, label, targets, Link::Wss, 1).await?,
     };
     let web_entry = match (kind, targets.web) {
         (SystemKind::Direct, web) => web,
@@ -168,7 +206,7 @@ async fn start_relay2(
     for hop in ["relay-b", "relay-a"] {
         let mut relay = Proc::spawn(
             &ctx.dir,
-            &format!("relay2.{label}.{hop}"),
+            &format!("{label}.{hop}"),
             &ctx.programs.bench,
             &[
                 "relay".into(),
@@ -182,49 +220,6 @@ async fn start_relay2(
         procs.push(relay);
     }
     Ok((to, procs))
-}
-
-async fn start_uptun(
-    ctx: &Setup,
-    label: &str,
-    targets: Targets,
-    links: u16,
-) -> anyhow::Result<(SocketAddr, Vec<Proc>)> {
-    let p = &ctx.programs;
-    let mut server = Proc::spawn(
-        &ctx.dir,
-        &format!("uptun.{label}.public-server"),
-        &p.public_server,
-        &[
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--agent-token".into(),
-            TOKEN.into(),
-        ],
-    )?;
-    let entry = server.wait_for_addr("addr=").await?;
-    let mut args = vec![
-        "--server".to_string(),
-        format!("http://{entry}"),
-        "--token".into(),
-        TOKEN.into(),
-        "--channel".into(),
-        format!("tcp={}", targets.raw),
-    ];
-    // Only when asked, so `--uptun-dir` still takes builds from before --links.
-    if links > 1 {
-        args.extend(["--links".into(), links.to_string()]);
-    }
-    if let Some(web) = targets.web {
-        args.extend(["--channel".into(), format!("web={web}")]);
-    }
-    let agent = Proc::spawn(
-        &ctx.dir,
-        &format!("uptun.{label}.local-agent"),
-        &p.local_agent,
-        &args,
-    )?;
-    Ok((entry, vec![server, agent]))
 }
 
 /// One request through the entry, retried until it works (bounded).
@@ -260,4 +255,24 @@ async fn probe(entry: SocketAddr, kind: Probe) -> anyhow::Result<()> {
     let mut reply = [0u8; REPLY_LEN];
     socket.read_exact(&mut reply).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn every_system_has_its_own_slug_that_parses_back() {
+        let mut slugs = Vec::new();
+        for &kind in SystemKind::value_variants() {
+            let slug = kind.slug();
+            assert_eq!(SystemKind::from_str(&slug, false), Ok(kind), "{slug}");
+            slugs.push(slug);
+        }
+        assert!(slugs.contains(&"rathole-tls".to_string()), "{slugs:?}");
+        slugs.sort();
+        slugs.dedup();
+        assert_eq!(slugs.len(), SystemKind::value_variants().len());
+    }
 }
