@@ -25,6 +25,8 @@ impl ChannelConfig {
             user,
             timeout,
             proxy_protocol: self.proxy_protocol,
+            term: None,
+            idle_timeout: None,
         };
         self.target.kind().open(request).await
     }

@@ -29,6 +29,12 @@ pub(crate) struct OpenRequest<'a> {
     pub timeout: Duration,
     /// The PROXY header to write first, for kinds that take one.
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// The user's terminal type (`TERM`), when the client sent one; for
+    /// terminal kinds.
+    pub term: Option<&'a str>,
+    /// Close the stream when neither side spoke for this long, for kinds
+    /// that watch their traffic (`--idle-timeout NAME=DURATION`).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// A kind of target: `host:port`, `unix:/path`, and so on.
