@@ -31,9 +31,11 @@ pub(crate) struct OpenRequest<'a> {
     pub proxy_protocol: Option<ProxyProtocol>,
     /// The user's terminal type (`TERM`), when the client sent one; for
     /// terminal kinds.
+    #[allow(dead_code)] // until the pty and session kinds land (issue 11)
     pub term: Option<&'a str>,
     /// Close the stream when neither side spoke for this long, for kinds
     /// that watch their traffic (`--idle-timeout NAME=DURATION`).
+    #[allow(dead_code)] // until the pty and session kinds land (issue 11)
     pub idle_timeout: Option<Duration>,
 }
 
