@@ -73,12 +73,17 @@ fn check_payload(frame: &Frame) {
     assert!(!frame.reason().chars().any(char::is_control));
     match frame.kind {
         FrameType::Open => {
-            if let Ok((channel, peer)) = decode_open(&frame.payload) {
-                assert!(!peer.chars().any(char::is_control));
-                // Lossless when the address was plain text already.
-                let raw = std::str::from_utf8(&frame.payload[1 + channel.len()..]);
-                if raw == Ok(peer.as_str()) {
-                    assert_eq!(encode_open(&channel, &peer), frame.payload);
+            if let Ok(open) = decode_open(&frame.payload) {
+                assert!(!open.peer.chars().any(char::is_control));
+                // A term, when one is kept, is a plain terminal name.
+                if let Some(term) = &open.term {
+                    assert!(uptun_protocol::valid_term(term), "{term:?}");
+                }
+                // Lossless when the address was plain text already and
+                // no items followed it.
+                let raw = std::str::from_utf8(&frame.payload[1 + open.channel.len()..]);
+                if raw == Ok(open.peer.as_str()) {
+                    assert_eq!(encode_open(&open.channel, &open.peer, None), frame.payload);
                 }
             }
         }

@@ -261,7 +261,8 @@ async fn serve_stream(incoming: IncomingStream, targets: Channels, timeout: Dura
     };
     // Boxed: dialing is short, and its state need not stay in the task for
     // as long as the stream lives.
-    let connected = match Box::pin(channel.connect(&incoming.peer, timeout)).await {
+    let term = incoming.term.as_deref();
+    let connected = match Box::pin(channel.connect(&incoming.peer, term, timeout)).await {
         Ok(connected) => connected,
         Err(reason) => {
             warn!(channel = %incoming.channel, user = %incoming.peer, %reason, "stream refused");

@@ -17,15 +17,20 @@ pub(crate) struct ChannelConfig {
 
 impl ChannelConfig {
     /// Gets the target ready for a stream from `user` (the OPEN frame's
-    /// address text): dials it and writes the channel's PROXY header, or
-    /// starts its process. Errors read as reasons for REFUSE ("could not
-    /// reach …").
-    pub async fn connect(&self, user: &str, timeout: Duration) -> Result<Opened, String> {
+    /// address text; `term`, the user's terminal type, when the OPEN had
+    /// one): dials it and writes the channel's PROXY header, or starts its
+    /// process. Errors read as reasons for REFUSE ("could not reach …").
+    pub async fn connect(
+        &self,
+        user: &str,
+        term: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Opened, String> {
         let request = OpenRequest {
             user,
             timeout,
             proxy_protocol: self.proxy_protocol,
-            term: None,
+            term,
             idle_timeout: None,
         };
         self.target.kind().open(request).await
@@ -116,7 +121,7 @@ mod tests {
             proxy_protocol: Some(ProxyProtocol::V1),
         };
         let timeout = Duration::from_secs(10);
-        let connected = channel.connect("203.0.113.5:51234", timeout).await;
+        let connected = channel.connect("203.0.113.5:51234", None, timeout).await;
         let (mut socket, _) = listener.accept().await.unwrap();
         drop(connected.unwrap());
         let mut got = String::new();
@@ -139,7 +144,7 @@ mod tests {
             target: format!("unix:{}", path.display()).parse().unwrap(),
             proxy_protocol: Some(ProxyProtocol::V2),
         };
-        let connected = channel.connect("203.0.113.5:51234", Duration::from_secs(10));
+        let connected = channel.connect("203.0.113.5:51234", None, Duration::from_secs(10));
         let connected = connected.await.unwrap();
         let (mut socket, _) = listener.accept().await.unwrap();
         drop(connected);

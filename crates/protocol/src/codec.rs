@@ -112,7 +112,7 @@ mod tests {
             Frame::new(
                 FrameType::Open,
                 2,
-                crate::frame::encode_open("web", "1.2.3.4:5"),
+                crate::encode_open("web", "1.2.3.4:5", None),
             ),
             Frame::new(
                 FrameType::Data,

@@ -184,32 +184,6 @@ pub fn valid_channel_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// OPEN payload: channel length (u8), channel name, then the user's address.
-pub fn encode_open(channel: &str, peer: &str) -> Bytes {
-    let mut out = Vec::with_capacity(1 + channel.len() + peer.len());
-    out.push(channel.len() as u8);
-    out.extend_from_slice(channel.as_bytes());
-    out.extend_from_slice(peer.as_bytes());
-    Bytes::from(out)
-}
-
-/// Splits an OPEN payload into (channel, peer address).
-pub fn decode_open(payload: &[u8]) -> Result<(String, String), ProtocolError> {
-    let bad = |reason| ProtocolError::malformed(FrameType::Open, reason);
-    let (&len, rest) = payload.split_first().ok_or(bad("empty payload"))?;
-    let len = len as usize;
-    if rest.len() < len {
-        return Err(bad("channel name runs past the payload"));
-    }
-    let channel = std::str::from_utf8(&rest[..len]).map_err(|_| bad("channel is not UTF-8"))?;
-    if !valid_channel_name(channel) {
-        return Err(bad("invalid channel name"));
-    }
-    // The address is the peer's word, and it is logged.
-    let peer = crate::text::sanitize(&String::from_utf8_lossy(&rest[len..]));
-    Ok((channel.to_string(), peer))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,18 +219,6 @@ mod tests {
     }
 
     #[test]
-    fn open_payload_round_trip_and_garbage() {
-        let p = encode_open("ssh", "203.0.113.9:5555");
-        assert_eq!(
-            decode_open(&p).unwrap(),
-            ("ssh".into(), "203.0.113.9:5555".into())
-        );
-        assert!(decode_open(&[]).is_err());
-        assert!(decode_open(&[9, b'a']).is_err());
-        assert!(decode_open(&[2, b'a', b' ']).is_err());
-    }
-
-    #[test]
     fn channel_names() {
         assert!(valid_channel_name("web"));
         assert!(valid_channel_name("db-1.internal_x"));
@@ -273,8 +235,6 @@ mod tests {
             Bytes::from_static(b"bye\nFORGED line"),
         );
         assert_eq!(f.reason(), "bye\\nFORGED line");
-        let (_, peer) = decode_open(&encode_open("web", "1.2.3.4:5\r\nFORGED")).unwrap();
-        assert_eq!(peer, "1.2.3.4:5\\r\\nFORGED");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod error;
 mod frame;
 pub mod handshake;
 mod mux;
+mod open;
 mod relay;
 mod secret;
 mod terminal;
@@ -20,12 +21,12 @@ mod wsio;
 pub use codec::FrameCodec;
 pub use error::{ProtocolError, StreamError};
 pub use frame::{
-    decode_open, encode_open, valid_channel_name, Frame, FrameType, Header, HEADER_LEN,
-    MAX_CHANNEL_LEN, MAX_PAYLOAD,
+    valid_channel_name, Frame, FrameType, Header, HEADER_LEN, MAX_CHANNEL_LEN, MAX_PAYLOAD,
 };
 pub use mux::{
     spawn as spawn_link, Config, Incoming, IncomingStream, LinkHandle, MuxStream, Role, StreamEvent,
 };
+pub use open::{decode_open, encode_open, valid_term, OpenPayload, MAX_TERM_LEN};
 pub use relay::{
     abort_tcp, bridge, bridge_counted, end_tcp, relay, relay_ending, relay_tcp, RelayError,
     RelayStats,

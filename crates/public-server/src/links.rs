@@ -198,7 +198,11 @@ async fn client_stream(incoming: IncomingStream, client: SocketAddr, state: Arc<
     let to = Destination::plain(&incoming.channel);
     let channel = &to.channel;
     let user = format!("{client} via client");
-    let outbound = match crate::open::open_to_agent(&to, &user, Bytes::new(), &state).await {
+    // The client's terminal type, already checked when its OPEN was read,
+    // goes on to the agent: only the agent's terminal targets use it.
+    let term = incoming.term.as_deref();
+    let opened = crate::open::open_to_agent(&to, &user, term, Bytes::new(), &state);
+    let outbound = match opened.await {
         Ok(s) => s,
         Err(why) => {
             warn!(%user, %channel, %why, detail = %why.detail(), "client stream refused");

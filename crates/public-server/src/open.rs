@@ -83,24 +83,27 @@ impl std::fmt::Display for TurnedAway {
 }
 
 /// Opens a stream to an agent serving `to.channel`, sends `first`, and waits for
-/// ACCEPT within the connect timeout. The least-loaded member is tried first;
+/// ACCEPT within the connect timeout. `term` is a client's terminal type,
+/// passed on in the OPEN (§4.4); users reached on the port have none. The least-loaded member is tried first;
 /// if it refuses, goes away or does not answer in time, one other member (if
 /// any) is tried with the same first bytes. The outcome is counted, and an
 /// opened stream is metered for as long as it lives.
 pub(crate) async fn open_to_agent(
     to: &Destination,
     user: &str,
+    term: Option<&str>,
     first: Bytes,
     state: &State,
 ) -> Result<MeteredStream, TurnedAway> {
     let sent = first.len();
-    let opened = open_on_a_member(to, user, first, state).await;
+    let opened = open_on_a_member(to, user, term, first, state).await;
     state.metrics.opened(&to.channel, sent, opened)
 }
 
 async fn open_on_a_member(
     to: &Destination,
     user: &str,
+    term: Option<&str>,
     first: Bytes,
     state: &State,
 ) -> Result<MuxStream, TurnedAway> {
@@ -122,7 +125,7 @@ async fn open_on_a_member(
             })?
         }
     };
-    let failed = match attempt(&agent, channel, user, first.clone(), limit).await {
+    let failed = match attempt(&agent, channel, user, term, first.clone(), limit).await {
         Ok(stream) => return Ok(stream),
         Err(failed) => failed,
     };
@@ -130,7 +133,7 @@ async fn open_on_a_member(
         return Err(failed);
     };
     warn!(%user, %channel, why = %failed.detail(), "first agent failed the stream; trying another");
-    attempt(&other, channel, user, first, limit).await
+    attempt(&other, channel, user, term, first, limit).await
 }
 
 /// One try on one agent link.
@@ -138,6 +141,7 @@ async fn attempt(
     agent: &LinkHandle,
     channel: &str,
     user: &str,
+    term: Option<&str>,
     first: Bytes,
     limit: Duration,
 ) -> Result<MuxStream, TurnedAway> {
@@ -152,7 +156,7 @@ async fn attempt(
     // waits too when the link's writer is blocked (a member that reads
     // nothing), and that wait must not outlast the connect timeout.
     let deadline = tokio::time::Instant::now() + limit;
-    let stream = tokio::time::timeout_at(deadline, agent.open(channel, user))
+    let stream = tokio::time::timeout_at(deadline, agent.open_with_term(channel, user, term))
         .await
         .map_err(|_| timed_out())?
         .map_err(refused)?;

@@ -82,7 +82,7 @@ async fn speculate(
     // wants the target's answer: its FIN goes on the stream like any EOF.
     let mut user_finished = false;
     let opened = {
-        let open = open_to_agent(&to, &user, Bytes::new(), &state);
+        let open = open_to_agent(&to, &user, None, Bytes::new(), &state);
         tokio::pin!(open);
         tokio::select! {
             opened = &mut open => Some(opened),

@@ -39,7 +39,7 @@ pub(crate) async fn serve_user(
 ) {
     let user = peer.to_string();
     let channel = &to.channel;
-    match Box::pin(open_to_agent(to, &user, first.freeze(), state)).await {
+    match Box::pin(open_to_agent(to, &user, None, first.freeze(), state)).await {
         Ok(stream) => relay_socket(stream, socket, to.idle_timeout).await,
         Err(turned) if kind == UserKind::Web => {
             Box::pin(show_page(socket, peer, channel, turned)).await

@@ -14,7 +14,8 @@ use super::control::ControlQueue;
 use super::stream::{Acceptance, IncomingStream, MuxStream, StreamShared};
 use super::{reader, writer, Config, Role};
 use crate::error::{ProtocolError, StreamError};
-use crate::frame::{encode_open, Frame, FrameType};
+use crate::frame::{Frame, FrameType};
+use crate::open::encode_open;
 use tracing::Instrument;
 
 /// Frames waiting for the writer in stream order (OPEN, ACCEPT, DATA, FIN),
@@ -212,6 +213,18 @@ impl LinkHandle {
     /// Opens a stream to `channel` on the peer. `peer` is the user's address,
     /// for the far side's logs. Data may be sent at once, before ACCEPT.
     pub async fn open(&self, channel: &str, peer: &str) -> Result<MuxStream, StreamError> {
+        self.open_with_term(channel, peer, None).await
+    }
+
+    /// [`LinkHandle::open`], telling the peer the user's terminal type
+    /// (`TERM`, §4.4) for a terminal target. A `term` that is not
+    /// [`crate::valid_term`] is left out.
+    pub async fn open_with_term(
+        &self,
+        channel: &str,
+        peer: &str,
+        term: Option<&str>,
+    ) -> Result<MuxStream, StreamError> {
         let link = &self.link;
         if !crate::frame::valid_channel_name(channel) {
             return Err(StreamError::Refused(format!(
@@ -252,7 +265,7 @@ impl LinkHandle {
         link.send_data(Outgoing::Frame(Frame::new(
             FrameType::Open,
             id,
-            encode_open(channel, peer),
+            encode_open(channel, peer, term),
         )))
         .await?;
         Ok(stream)

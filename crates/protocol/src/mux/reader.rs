@@ -18,7 +18,8 @@ use super::link::LinkShared;
 use super::stream::{Acceptance, IncomingStream, MuxStream, StreamShared};
 use crate::codec::FrameCodec;
 use crate::error::{ProtocolError, StreamError};
-use crate::frame::{decode_open, Frame, FrameType};
+use crate::frame::{Frame, FrameType};
+use crate::open::decode_open;
 use crate::terminal::{ExitStatus, TermSize};
 
 pub(crate) async fn run<R: AsyncRead + Unpin>(
@@ -125,7 +126,7 @@ fn on_open(link: &Arc<LinkShared>, frame: Frame) -> Result<Option<IncomingStream
     let refuse =
         |reason: &str| link.send_ctrl_now(Frame::with_reason(FrameType::Refuse, id, reason));
     // A bad OPEN costs only that stream, not the link.
-    let (channel, peer) = match decode_open(&frame.payload) {
+    let open = match decode_open(&frame.payload) {
         Ok(parts) => parts,
         Err(err) => {
             refuse(&err.to_string());
@@ -155,8 +156,9 @@ fn on_open(link: &Arc<LinkShared>, frame: Frame) -> Result<Option<IncomingStream
         streams.insert(id, shared.clone());
     }
     Ok(Some(IncomingStream {
-        channel,
-        peer,
+        channel: open.channel,
+        peer: open.peer,
+        term: open.term,
         stream: MuxStream::new(shared, link.clone()),
     }))
 }

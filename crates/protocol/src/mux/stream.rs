@@ -406,6 +406,9 @@ pub struct IncomingStream {
     pub channel: String,
     /// The original user's address, as the opener reported it.
     pub peer: String,
+    /// The user's terminal type (`TERM`), when the opener sent a valid one
+    /// (§4.4): a client's, or the one a server passes on from its client.
+    pub term: Option<String>,
     pub(crate) stream: MuxStream,
 }
 

@@ -95,3 +95,24 @@ async fn a_flood_of_sizes_leaves_the_last_and_plain_reads_never_see_them() {
     );
     assert_eq!(plain.recv_event().await.unwrap(), StreamEvent::End(None));
 }
+
+#[tokio::test]
+async fn the_opener_s_term_reaches_the_incoming_stream() {
+    let ((dialer, _), (_, mut incoming)) = pair(small());
+    let _with = dialer
+        .open_with_term("console", "stdio", Some("tmux-256color"))
+        .await
+        .unwrap();
+    let _without = dialer.open("console", "stdio").await.unwrap();
+    let _invalid = dialer
+        .open_with_term("console", "stdio", Some("x\u{1b}[2J"))
+        .await
+        .unwrap();
+    let mut terms = Vec::new();
+    for _ in 0..3 {
+        let stream = timeout(T, incoming.next()).await.unwrap().unwrap();
+        assert_eq!(stream.peer, "stdio");
+        terms.push(stream.term);
+    }
+    assert_eq!(terms, [Some("tmux-256color".to_string()), None, None]);
+}

@@ -136,7 +136,7 @@ async fn data_beyond_credit_closes_the_link() {
     let mut wire = BytesMut::new();
     FrameCodec
         .encode(
-            Frame::new(FrameType::Open, 2, crate::encode_open("x", "")),
+            Frame::new(FrameType::Open, 2, crate::encode_open("x", "", None)),
             &mut wire,
         )
         .unwrap();
@@ -276,7 +276,7 @@ async fn frames_that_came_with_the_handshake_are_served_without_another_read() {
     let mut initial = BytesMut::new();
     FrameCodec
         .encode(
-            Frame::new(FrameType::Open, 1, crate::encode_open("web", "u")),
+            Frame::new(FrameType::Open, 1, crate::encode_open("web", "u", None)),
             &mut initial,
         )
         .unwrap();
