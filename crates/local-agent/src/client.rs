@@ -1,5 +1,6 @@
 //! Clients: open streams to channels through the public server, from local
-//! listening ports (`forward`) or from stdin/stdout (`connect`).
+//! listening ports (`forward`) or from stdin/stdout (`connect`; `attach`
+//! builds on the stream opening here).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 use uptun_protocol::handshake::PeerKind;
-use uptun_protocol::{abort_tcp, relay, relay_tcp, LinkHandle, Secret};
+use uptun_protocol::{abort_tcp, relay_exit, relay_tcp, ExitStatus, LinkHandle, MuxStream, Secret};
 
 use crate::dial::{DialError, LinkParams, ServerUrl};
 use crate::opener::Opened;
@@ -233,11 +234,32 @@ async fn carry(
 const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Carries stdin/stdout to `channel` (ssh's ProxyCommand). Returns once both
-/// directions have finished.
-pub async fn connect(config: ClientConfig, channel: &str) -> anyhow::Result<()> {
-    let link = open_link(&config, &config.choice()?).await?.link;
+/// directions have finished, or once the stream's FIN brought the exit
+/// status of the process behind it (a terminal channel), which it returns.
+///
+/// A pure pipe: it sends the user's `TERM` (a terminal channel sets it for
+/// its process) but no terminal size, and never touches the local
+/// terminal's modes; `attach` is the terminal client.
+pub async fn connect(config: ClientConfig, channel: &str) -> anyhow::Result<Option<ExitStatus>> {
+    let (link, stream) = open_stream(&config, channel).await?;
+    let result = relay_exit(stream, tokio::io::stdin(), tokio::io::stdout()).await;
+    // Everything queued (the last bytes, FIN) reaches the server before we exit.
+    let _ = link.flush().await;
+    result
+        .map(|(_, status)| status)
+        .map_err(|e| anyhow::anyhow!("channel {channel}: {e}"))
+}
+
+/// Dials a link and opens an accepted stream to `channel`, sending the
+/// user's `TERM` with the OPEN.
+pub(crate) async fn open_stream(
+    config: &ClientConfig,
+    channel: &str,
+) -> anyhow::Result<(LinkHandle, MuxStream)> {
+    let link = open_link(config, &config.choice()?).await?.link;
+    let term = local_term();
     let stream = link
-        .open(channel, "stdio")
+        .open_with_term(channel, "stdio", term.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("channel {channel}: {e}"))?;
     // Waiting for ACCEPT before relaying costs one round trip to the server
@@ -255,12 +277,17 @@ pub async fn connect(config: ClientConfig, channel: &str) -> anyhow::Result<()> 
         }
     };
     answered.map_err(|e| anyhow::anyhow!("channel {channel}: {e}"))?;
-    let result = relay(stream, tokio::io::stdin(), tokio::io::stdout()).await;
-    // Everything queued (the last bytes, FIN) reaches the server before we exit.
-    let _ = link.flush().await;
-    result
-        .map(|_| ())
-        .map_err(|e| anyhow::anyhow!("channel {channel}: {e}"))
+    Ok((link, stream))
+}
+
+/// This terminal's type, from `TERM`, when it is one the protocol carries.
+fn local_term() -> Option<String> {
+    let term = std::env::var("TERM").ok()?;
+    if uptun_protocol::valid_term(&term) {
+        return Some(term);
+    }
+    tracing::debug!("TERM is not a terminal type the server passes on (1-64 of A-Z a-z 0-9 - _ . +); sending none");
+    None
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use local_agent::{
     DialError,
 };
 use tokio_util::sync::CancellationToken;
+use uptun_protocol::ExitStatus;
 
 /// Exit code for mistakes a person must fix (bad token, bad flags).
 const USAGE: u8 = 2;
@@ -91,7 +92,7 @@ fn main() -> ExitCode {
                     tokio::time::sleep(grace).await;
                 };
                 tokio::select! {
-                    done = connect(config, &channel) => report(done),
+                    done = connect(config, &channel) => exit_with(done),
                     () = grace_over => ExitCode::SUCCESS,
                 }
             }
@@ -111,6 +112,16 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
                 .is_some_and(DialError::is_fatal);
             fail(&format!("{err:#}"), if fatal { USAGE } else { 1 })
         }
+    }
+}
+
+/// The remote process's status when the stream brought one (a terminal
+/// channel: `exit 3` there is exit code 3 here), as a shell reports it.
+fn exit_with(result: anyhow::Result<Option<ExitStatus>>) -> ExitCode {
+    match result {
+        Ok(Some(status)) => ExitCode::from(status.shell_code() as u8),
+        Ok(None) => ExitCode::SUCCESS,
+        Err(err) => report(Err(err)),
     }
 }
 

@@ -28,8 +28,8 @@ pub use mux::{
 };
 pub use open::{decode_open, encode_open, valid_term, OpenPayload, MAX_TERM_LEN};
 pub use relay::{
-    abort_tcp, bridge, bridge_counted, end_tcp, relay, relay_ending, relay_tcp, RelayError,
-    RelayStats,
+    abort_tcp, bridge, bridge_counted, end_tcp, relay, relay_ending, relay_exit, relay_tcp,
+    RelayError, RelayStats,
 };
 pub use secret::Secret;
 pub use terminal::{ExitStatus, TermSize};

@@ -3,6 +3,7 @@
 //! becomes a write shutdown, and the other direction keeps flowing.
 
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -11,6 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::error::StreamError;
 use crate::mux::{MuxStream, StreamEvent};
+use crate::terminal::ExitStatus;
 
 /// Bytes moved by a finished relay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -67,7 +69,24 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    relay_ending(stream, reader, writer).await.0
+    relay_core(stream, reader, writer).await.0
+}
+
+/// `relay`, also returning the exit status the peer's FIN carried, if it
+/// carried one (a terminal stream's process, §6.8), for a client that
+/// exits with it. Once a status came the process is gone and nothing reads
+/// more input: the relay ends without waiting for the local side's EOF.
+pub async fn relay_exit<R, W>(
+    stream: MuxStream,
+    reader: R,
+    writer: W,
+) -> Result<(RelayStats, Option<ExitStatus>), RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (outcome, ending) = relay_core(stream, reader, writer).await;
+    outcome.map(|stats| (stats, ending.exit))
 }
 
 /// `relay`, also telling whether everything the peer sent, and its FIN,
@@ -75,16 +94,40 @@ where
 /// what [`end_tcp`] needs to end a socket honestly.
 pub async fn relay_ending<R, W>(
     stream: MuxStream,
-    mut reader: R,
-    mut writer: W,
+    reader: R,
+    writer: W,
 ) -> (Result<RelayStats, RelayError>, bool)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let (outcome, ending) = relay_core(stream, reader, writer).await;
+    (outcome, ending.fin_delivered)
+}
+
+/// How a relay ended, besides its outcome.
+#[derive(Default)]
+struct Ending {
+    /// Everything the peer sent, and its FIN, went out to the local side.
+    fin_delivered: bool,
+    /// The exit status the peer's FIN carried.
+    exit: Option<ExitStatus>,
+}
+
+async fn relay_core<R, W>(
+    stream: MuxStream,
+    mut reader: R,
+    mut writer: W,
+) -> (Result<RelayStats, RelayError>, Ending)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let max = stream.max_data();
+    // Counted outside `up`, which is dropped unfinished when the peer's
+    // process has exited; atomic only so the future stays `Send`.
+    let sent = AtomicU64::new(0);
     let up = async {
-        let mut sent = 0u64;
         let mut buf = BytesMut::new();
         let mut want = STACK_READ;
         loop {
@@ -108,7 +151,7 @@ where
             let n = data.len();
             if n == 0 {
                 stream.finish().await?;
-                return Ok::<u64, RelayError>(sent);
+                return Ok::<u64, RelayError>(sent.load(Relaxed));
             }
             want = if n == limit {
                 (want * 2).min(max)
@@ -117,27 +160,36 @@ where
             } else {
                 want
             };
-            sent += n as u64;
+            sent.fetch_add(n as u64, Relaxed);
             stream.send(data).await?;
         }
     };
     let down = async {
         let mut received = 0u64;
-        while let Some(chunk) = stream.recv().await? {
+        let exit = loop {
+            let chunk = match stream.recv_event().await? {
+                StreamEvent::Data(chunk) => chunk,
+                // A size means nothing to a socket or a pipe.
+                StreamEvent::Resize(_) => continue,
+                StreamEvent::End(exit) => break exit,
+            };
             received += chunk.len() as u64;
             writer.write_all(&chunk).await.map_err(RelayError::Local)?;
             // Some writers hold bytes back until flushed (stdout is line
             // buffered); for sockets this is free.
             writer.flush().await.map_err(RelayError::Local)?;
-        }
+        };
         writer.shutdown().await.map_err(RelayError::Local)?;
-        Ok::<u64, RelayError>(received)
+        Ok::<_, RelayError>((received, exit))
     };
     tokio::pin!(up, down);
-    let mut fin_delivered = false;
+    let mut ending = Ending::default();
     let outcome = tokio::select! {
         up_done = &mut up => match up_done {
-            Ok(sent) => down.await.map(|received| RelayStats { sent, received }),
+            Ok(sent) => down.await.map(|(received, exit)| {
+                ending.exit = exit;
+                RelayStats { sent, received }
+            }),
             Err(err) => {
                 // Whatever the peer sent before its FIN is queued here: the
                 // local side gets it (and the FIN) before the abort; bounded,
@@ -146,14 +198,22 @@ where
                 // not live in every relay.
                 if stream.remote_finished() {
                     let delivered = Box::pin(tokio::time::timeout(DELIVER_AFTER_FAILURE, down)).await;
-                    fin_delivered = matches!(delivered, Ok(Ok(_)));
+                    ending.fin_delivered = matches!(delivered, Ok(Ok(_)));
                 }
                 Err(err)
             }
         },
         down_done = &mut down => match down_done {
-            Ok(received) => {
-                fin_delivered = true;
+            Ok((received, Some(exit))) => {
+                // The process is gone: our side ends here, whatever the
+                // local reader still holds. The FIN may find the stream
+                // already closed by the peer; the status came all the same.
+                ending = Ending { fin_delivered: true, exit: Some(exit) };
+                let _ = stream.finish().await;
+                Ok(RelayStats { sent: sent.load(Relaxed), received })
+            }
+            Ok((received, None)) => {
+                ending.fin_delivered = true;
                 up.await.map(|sent| RelayStats { sent, received })
             }
             Err(err) => Err(err),
@@ -162,7 +222,7 @@ where
     if let Err(err) = &outcome {
         stream.reset(&err.to_string());
     }
-    (outcome, fin_delivered)
+    (outcome, ending)
 }
 
 /// Relays between `stream` and a TCP socket. An abnormal end (the stream was

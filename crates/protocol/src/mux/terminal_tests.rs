@@ -116,3 +116,38 @@ async fn the_opener_s_term_reaches_the_incoming_stream() {
     }
     assert_eq!(terms, [Some("tmux-256color".to_string()), None, None]);
 }
+
+/// A client relaying a terminal stream gets the status and ends when the
+/// process does, though its own input (a terminal) never reaches EOF; the
+/// agent sees its FIN, a clean end, not a reset.
+#[tokio::test]
+async fn relay_exit_ends_with_the_status_without_waiting_for_local_eof() {
+    let ((dialer, _), (_, mut incoming)) = pair(small());
+    let user = dialer.open("console", "stdio").await.unwrap();
+    // The far end of `input` stays open: no EOF ever comes from it.
+    let (input, _keep_open) = tokio::io::duplex(64);
+    let (output, mut shown) = tokio::io::duplex(1 << 16);
+    let relaying = tokio::spawn(crate::relay::relay_exit(user, input, output));
+    let agent = timeout(T, incoming.next()).await.unwrap().unwrap();
+    let agent = agent.accept().await.unwrap();
+    agent
+        .send(Bytes::from_static(b"last words\r\n"))
+        .await
+        .unwrap();
+    agent
+        .finish_with(Some(ExitStatus::Signal(9)))
+        .await
+        .unwrap();
+    let (stats, status) = timeout(T, relaying).await.unwrap().unwrap().unwrap();
+    assert_eq!(status, Some(ExitStatus::Signal(9)));
+    assert_eq!((stats.sent, stats.received), (0, 12));
+    let mut got = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut shown, &mut got)
+        .await
+        .unwrap();
+    assert_eq!(got, b"last words\r\n");
+    assert_eq!(
+        timeout(T, agent.recv_event()).await.unwrap().unwrap(),
+        StreamEvent::End(None)
+    );
+}
