@@ -246,6 +246,7 @@ fn every_command_line_in_help_parses_and_its_tokens_fit_its_servers() {
         ("local-agent", &["--help"], 5),
         ("local-agent", &["forward", "--help"], 1),
         ("local-agent", &["connect", "--help"], 1),
+        ("local-agent", &["attach", "--help"], 2),
     ] {
         let text = help(program, args);
         let examples = examples(&text);

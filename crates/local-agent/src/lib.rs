@@ -1,10 +1,11 @@
 //! The uptun agent and client. The agent keeps a link to the public server
 //! and serves named channels by dialing their targets; the client side opens
-//! streams to channels, from a local port (`forward`) or stdin/stdout
-//! (`connect`, for ssh's ProxyCommand).
+//! streams to channels, from a local port (`forward`), stdin/stdout
+//! (`connect`, for ssh's ProxyCommand) or a terminal (`attach`).
 #![forbid(unsafe_code)]
 
 mod agent;
+mod attach;
 mod backoff;
 mod channel;
 mod cli;
@@ -16,6 +17,7 @@ mod target;
 mod transport;
 
 pub use agent::{run_agent, AgentConfig, AgentError};
+pub use attach::{attach, AttachOptions, DetachKeys, Ending};
 pub use cli::{Cli, Command, Common};
 pub use client::{connect, forward, ClientConfig, ForwardSpec};
 pub use dial::DialError;

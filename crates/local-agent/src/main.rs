@@ -1,10 +1,11 @@
-//! `local-agent`: parses flags and runs the agent, `forward` or `connect`.
+//! `local-agent`: parses flags and runs the agent, `forward`, `connect` or
+//! `attach`.
 
 use std::process::ExitCode;
 
 use local_agent::{
-    connect, forward, init_logging, run_agent, AgentConfig, AgentError, Cli, ClientConfig, Command,
-    DialError,
+    attach, connect, forward, init_logging, run_agent, AgentConfig, AgentError, AttachOptions, Cli,
+    ClientConfig, Command, DialError, Ending,
 };
 use tokio_util::sync::CancellationToken;
 use uptun_protocol::ExitStatus;
@@ -96,6 +97,26 @@ fn main() -> ExitCode {
                     () = grace_over => ExitCode::SUCCESS,
                 }
             }
+            Some(Command::Attach {
+                channel,
+                detach_keys,
+                read_only,
+            }) => {
+                let config = ClientConfig {
+                    server,
+                    token,
+                    proxy,
+                    transport,
+                    mux: cli.common.link.mux(),
+                    grace: cli.common.grace,
+                };
+                let options = AttachOptions {
+                    channel,
+                    detach_keys,
+                    read_only,
+                };
+                attached(&options.channel.clone(), attach(config, options).await)
+            }
         }
     });
     // stdin is read on a blocking thread that would keep the runtime alive.
@@ -121,6 +142,20 @@ fn exit_with(result: anyhow::Result<Option<ExitStatus>>) -> ExitCode {
     match result {
         Ok(Some(status)) => ExitCode::from(status.shell_code() as u8),
         Ok(None) => ExitCode::SUCCESS,
+        Err(err) => report(Err(err)),
+    }
+}
+
+/// `attach`'s exit: its note (detached, stopped), printed once the
+/// terminal is back, and the remote status as the code.
+fn attached(channel: &str, result: anyhow::Result<Ending>) -> ExitCode {
+    match result {
+        Ok(ending) => {
+            if let Some(note) = ending.note(channel) {
+                eprintln!("local-agent: {note}");
+            }
+            ExitCode::from(ending.exit_code())
+        }
         Err(err) => report(Err(err)),
     }
 }
