@@ -15,6 +15,7 @@ pub mod sshd;
 pub mod targets;
 pub mod tinyproxy;
 pub mod tls;
+pub mod tmux;
 
 use std::future::Future;
 use std::time::Duration;
