@@ -13,8 +13,12 @@ use uptun_protocol::{MuxStream, RelayError, RelayStats};
 
 use crate::proxy_header::ProxyProtocol;
 
+#[allow(dead_code)] // until the pty and session kinds use it
+mod idle;
 mod socket;
 mod tcp;
+#[allow(dead_code)] // until the pty and session kinds use it
+mod terminal;
 mod unix;
 
 /// A boxed future, as trait objects return them.
