@@ -21,17 +21,15 @@ pub struct Tmux {
 }
 
 impl Tmux {
-    /// Starts the server and a session running `sh` with prompt `$ `.
+    /// Starts the server and a session running `sh`.
     pub fn start(cols: u16, rows: u16) -> Tmux {
         let dir = Dir::new();
         let socket = dir.path().join("tmux.sock");
         let tmux = Tmux { socket, dir };
         let (cols, rows) = (cols.to_string(), rows.to_string());
-        // No user or system config: `-f /dev/null`; `sh` with a plain
-        // prompt, so nothing on the screen depends on this machine.
-        tmux.run(&[
-            "-f",
-            "/dev/null",
+        // No user or system config (`-f /dev/null`), and `sh`, not the
+        // user's shell with its rc files.
+        let session = [
             "new-session",
             "-d",
             "-s",
@@ -40,12 +38,9 @@ impl Tmux {
             &cols,
             "-y",
             &rows,
-            "-e",
-            "PS1=$ ",
-            "-e",
-            "ENV=",
             "sh",
-        ]);
+        ];
+        tmux.run(&[&["-f", "/dev/null"][..], &session].concat());
         tmux.run(&["set-option", "-g", "status", "off"]);
         tmux
     }
@@ -95,9 +90,11 @@ impl Tmux {
         .await
     }
 
-    /// Waits until some line of the screen is exactly `line`.
-    pub async fn wait_exact(&self, line: &str) {
-        self.wait_line(line, |l| (l == line).then_some(())).await
+    /// Waits until some line of the screen ends with `text` (a prompt may
+    /// come before output on its line).
+    pub async fn wait_end(&self, text: &str) {
+        self.wait_line(text, |l| l.ends_with(text).then_some(()))
+            .await
     }
 
     /// The pane's size, as tmux keeps it: (cols, rows).

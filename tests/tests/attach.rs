@@ -50,25 +50,29 @@ async fn attach_in(tmux: &Tmux, command: &str) {
         after.display()
     ));
     tmux.type_line("echo \"remote $((6*7))\"");
-    tmux.wait_exact("remote 42").await;
+    tmux.wait_end("remote 42").await;
 }
 
 /// Waits for `attach exited CODE`, and checks the terminal is as it was.
 async fn exited_with(tmux: &Tmux, code: i32) {
-    tmux.wait_exact(&format!("attach exited {code}")).await;
+    tmux.wait_end(&format!("attach exited {code}")).await;
     let before = tmux.read_when_written(&tmux.path("before")).await;
     let after = tmux.read_when_written(&tmux.path("after")).await;
     assert_eq!(before, after, "stty -g before and after attach");
 }
 
-/// Types `echo "NAME=$(COMMAND)"` into the remote shell and returns what
-/// it printed after `NAME=`.
+/// Runs COMMAND in the remote shell and returns what it printed. The
+/// answer is marked `NAME=`, which the echoed command line does not hold
+/// (it says `NAME""=`); it starts its line, after the prompt if the
+/// output came before the prompt was printed.
 async fn remote(tmux: &Tmux, name: &str, command: &str) -> String {
-    tmux.type_line(&format!("echo \"{name}=$({command})\""));
-    let prefix = format!("{name}=");
-    // The echoed command line starts with `echo`; the answer with NAME=.
-    tmux.wait_line(&prefix, |l| l.strip_prefix(&prefix).map(str::to_string))
-        .await
+    tmux.type_line(&format!("echo \"{name}\"\"=$({command})\""));
+    let marker = format!("{name}=");
+    tmux.wait_line(&marker, |l| {
+        let after_prompt = l.trim_start_matches(['#', '$', ' ']);
+        after_prompt.strip_prefix(&marker).map(str::to_string)
+    })
+    .await
 }
 
 /// "ROWS COLS" as `stty size` prints it, for a (cols, rows) pair.
@@ -124,7 +128,7 @@ async fn the_detach_keys_end_attach_with_0_and_hang_up_the_pty() {
     tmux.keys(&["C-]", "C-]"]);
     tmux.keys(&["C-]", "d"]);
     exited_with(&tmux, 0).await;
-    tmux.wait_exact("local-agent: detached from channel \"console\"")
+    tmux.wait_end("local-agent: detached from channel \"console\"")
         .await;
     wait_for("the remote shell to be hung up", WAIT, || async move {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())

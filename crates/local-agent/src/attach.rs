@@ -125,6 +125,11 @@ async fn on_terminal(
     };
     let ending = relay::run(stream, io, stops.next()).await;
     drop(guard);
+    if terminal && matches!(ending, Ok(Ending::Detached | Ending::Stopped(_))) {
+        // The cursor is likely after the remote prompt: the note that
+        // follows starts a line of its own.
+        eprintln!();
+    }
     Ok(ending?)
 }
 
