@@ -125,9 +125,9 @@ async fn on_terminal(
     };
     let ending = relay::run(stream, io, stops.next()).await;
     drop(guard);
-    if terminal && matches!(ending, Ok(Ending::Detached | Ending::Stopped(_))) {
-        // The cursor is likely after the remote prompt: the note that
-        // follows starts a line of its own.
+    if terminal && !matches!(ending, Ok(Ending::Exited(_))) {
+        // The cursor is likely after the remote prompt: the note or error
+        // that follows starts a line of its own.
         eprintln!();
     }
     Ok(ending?)
