@@ -50,6 +50,7 @@ fn main() -> ExitCode {
                 config.name = cli.name.or_else(hostname);
                 config.target_timeout = cli.target_timeout;
                 config.links = cli.links.into();
+                config.exit_when_idle = cli.exit_when_idle;
                 config.mux = cli.common.link.mux();
                 config.grace = cli.common.grace;
                 match run_agent(config, shutdown).await {
