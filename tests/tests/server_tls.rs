@@ -95,6 +95,12 @@ async fn agent_connect_curl_and_ssh_over_tls_and_plain_ssh_share_one_port() {
         format!("ssh={}", sshd.addr),
     ];
     let _agent = server.agent_at(&url, &channels, &["--ca", ca_arg]).await;
+    let status = server.status_json().await.unwrap();
+    let agent = &status["agents"][0];
+    assert_eq!(
+        (&agent["transport"], &agent["tls"]),
+        (&"tcp".into(), &true.into())
+    );
 
     let len = 1 << 20;
     let body = https_get(&ca.cert, port, &format!("/bytes/{len}/7"))
