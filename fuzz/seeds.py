@@ -87,6 +87,18 @@ REFUSED = (
     b"HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain; charset=utf-8\r\n"
     b"Content-Length: 12\r\nUptun-Reason: wrong token\r\nConnection: close\r\n\r\nwrong token\n"
 )
+WS_AGENT = (
+    b"GET /_uptun/link HTTP/1.1\r\nHost: tunnel.example.com\r\nConnection: Upgrade\r\n"
+    b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nUser-Agent: uptun-agent/0.1.0\r\n"
+    b"Uptun-Version: 1\r\nAuthorization: Bearer not-a-real-token\r\nUptun-Channels: web\r\n\r\n"
+)
+# The answer to WS_AGENT's key (RFC 6455's example), then a binary message.
+WS_ACCEPTED = (
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nUptun-Version: 1\r\n"
+    b"Uptun-Window: 262144\r\n\r\n\x82\x02hi"
+)
 NOT_UPTUN = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 SSH = b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n"
 # A TLS 1.2 record carrying the start of a ClientHello with an SNI.
@@ -104,6 +116,8 @@ write("handshake", "get", one_read(GET))
 write("handshake", "accepted-then-frames", one_read(ACCEPTED + FRAMES["ping"] + FRAMES["open"]))
 write("handshake", "accepted-in-small-reads", cut(ACCEPTED + FRAMES["ping"], [1, 4, 9, 16, 25, 36]))
 write("handshake", "refused", one_read(REFUSED))
+write("handshake", "websocket-agent", one_read(WS_AGENT))
+write("handshake", "websocket-accepted", cut(WS_ACCEPTED, [5, 50, 100]))
 write("handshake", "not-uptun", one_read(NOT_UPTUN))
 write("handshake", "answer-truncated", one_read(ACCEPTED[:40]))
 write("handshake", "too-large", cut(BIG_HEAD, [127] * 20))

@@ -86,6 +86,18 @@ impl Server {
         agent
     }
 
+    /// Starts an agent for `url` with `extra` flags, expecting it to give
+    /// up (a certificate or token it cannot get past), and waits for it to
+    /// exit; returns its exit code and log.
+    pub async fn agent_exit(&self, url: &str, extra: &[&str]) -> (Option<i32>, String) {
+        let mut args = vec!["--server", url, "--token", &self.token];
+        args.extend(["--channel", "web=127.0.0.1:9"]);
+        args.extend_from_slice(extra);
+        let mut agent = Proc::spawn("local-agent", &args);
+        let code = agent.wait_exit().await;
+        (code, agent.log())
+    }
+
     /// Waits until the status endpoint counts exactly `n` agent links.
     pub async fn wait_agents(&self, n: usize) {
         wait_for(&format!("{n} agent links"), WAIT, || async {

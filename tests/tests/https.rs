@@ -97,17 +97,6 @@ async fn agent_curl_connect_and_ssh_all_over_https_through_nginx() {
     .await;
 }
 
-/// Starts an agent for `url` with `extra` flags and waits for it to exit;
-/// returns its exit code and log.
-async fn agent_exit(server: &Server, url: &str, extra: &[&str]) -> (Option<i32>, String) {
-    let mut args = vec!["--server", url, "--token", &server.token];
-    args.extend(["--channel", "web=127.0.0.1:9"]);
-    args.extend_from_slice(extra);
-    let mut agent = Proc::spawn("local-agent", &args);
-    let code = agent.wait_exit().await;
-    (code, agent.log())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_untrusted_ca_or_a_wrong_name_is_one_line_that_says_what_to_pass() {
     let server = Server::start(&[]).await;
@@ -118,7 +107,7 @@ async fn an_untrusted_ca_or_a_wrong_name_is_one_line_that_says_what_to_pass() {
     let ca = ca.to_str().unwrap();
 
     // Without --ca: the CA is named, --ca is the fix; said once, exit 2.
-    let (code, log) = agent_exit(&server, &router.https_url(), &[]).await;
+    let (code, log) = server.agent_exit(&router.https_url(), &[]).await;
     assert_eq!(code, Some(2), "{log}");
     let want = format!(
         "certificate for localhost is issued by \"{}\", a CA this machine does not trust: \
@@ -130,7 +119,7 @@ async fn an_untrusted_ca_or_a_wrong_name_is_one_line_that_says_what_to_pass() {
 
     // A name the certificate does not hold, even with the right CA.
     let by_address = format!("https://127.0.0.1:{}", router.addr.port());
-    let (code, log) = agent_exit(&server, &by_address, &["--ca", ca]).await;
+    let (code, log) = server.agent_exit(&by_address, &["--ca", ca]).await;
     assert_eq!(code, Some(2), "{log}");
     assert!(
         log.contains("not valid for 127.0.0.1 (it names localhost): put the name"),
@@ -160,7 +149,7 @@ async fn a_self_signed_certificate_is_called_that_and_trusted_with_ca() {
     let Some(router) = nginx::start_tls(server.addr, nginx::Issuer::Itself).await else {
         return;
     };
-    let (code, log) = agent_exit(&server, &router.https_url(), &[]).await;
+    let (code, log) = server.agent_exit(&router.https_url(), &[]).await;
     assert_eq!(code, Some(2), "{log}");
     assert!(
         log.contains("certificate for localhost is self-signed, so nothing this machine trusts")
@@ -189,7 +178,7 @@ async fn a_self_signed_ca_certificate_as_the_servers_own_says_how_to_make_a_leaf
     let url = format!("https://localhost:{}", target.addr.port());
     let cert = target.cert.to_str().unwrap();
     for extra in [&[][..], &["--ca", cert]] {
-        let (code, log) = agent_exit(&server, &url, extra).await;
+        let (code, log) = server.agent_exit(&url, extra).await;
         assert_eq!(code, Some(2), "{log}");
         assert!(
             log.contains("certificate for localhost is self-signed and marked as a CA")

@@ -12,7 +12,7 @@ use std::process::Command;
 use uptun_e2e::data::{pattern, sha256_hex};
 use uptun_e2e::pebble::{self, free_port};
 use uptun_e2e::pki::Ca;
-use uptun_e2e::procs::{bin, have, run_bounded, skip, Proc, Server};
+use uptun_e2e::procs::{bin, have, run_bounded, skip, Server};
 use uptun_e2e::server::connect_with_stdin_and;
 use uptun_e2e::{sshd, targets, tempdir_path, WAIT};
 
@@ -81,7 +81,7 @@ async fn agent_connect_curl_and_ssh_over_tls_and_plain_ssh_share_one_port() {
     let ca_arg = ca.cert.to_str().unwrap();
 
     // Without --ca the agent names the problem and the fix, and gives up.
-    let (code, log) = agent_exit(&server, &url, &[]).await;
+    let (code, log) = server.agent_exit(&url, &[]).await;
     assert_eq!(code, Some(2), "{log}");
     assert!(
         log.contains("a CA this machine does not trust: pass --ca FILE"),
@@ -95,6 +95,12 @@ async fn agent_connect_curl_and_ssh_over_tls_and_plain_ssh_share_one_port() {
         format!("ssh={}", sshd.addr),
     ];
     let _agent = server.agent_at(&url, &channels, &["--ca", ca_arg]).await;
+    let status = server.status_json().await.unwrap();
+    let agent = &status["agents"][0];
+    assert_eq!(
+        (&agent["transport"], &agent["tls"]),
+        (&"tcp".into(), &true.into())
+    );
 
     let len = 1 << 20;
     let body = https_get(&ca.cert, port, &format!("/bytes/{len}/7"))
@@ -145,17 +151,6 @@ async fn agent_connect_curl_and_ssh_over_tls_and_plain_ssh_share_one_port() {
     }
 }
 
-/// Starts an agent for `url` with `extra` flags and waits for it to exit;
-/// returns its exit code and log.
-async fn agent_exit(server: &Server, url: &str, extra: &[&str]) -> (Option<i32>, String) {
-    let mut args = vec!["--server", url, "--token", &server.token];
-    args.extend(["--channel", "web=127.0.0.1:9"]);
-    args.extend_from_slice(extra);
-    let mut agent = Proc::spawn("local-agent", &args);
-    let code = agent.wait_exit().await;
-    (code, agent.log())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_certificate_is_one_line_that_says_it_needs_renewing() {
     let dir = tempdir_path();
@@ -165,7 +160,9 @@ async fn an_expired_certificate_is_one_line_that_says_it_needs_renewing() {
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
     let server = Server::start(&["--tls-cert", cert, "--tls-key", key]).await;
     let url = format!("https://localhost:{}", server.addr.port());
-    let (code, log) = agent_exit(&server, &url, &["--ca", ca.cert.to_str().unwrap()]).await;
+    let (code, log) = server
+        .agent_exit(&url, &["--ca", ca.cert.to_str().unwrap()])
+        .await;
     assert_eq!(code, Some(2), "{log}");
     let line = log
         .lines()

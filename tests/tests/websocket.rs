@@ -53,6 +53,9 @@ async fn agents_and_clients_on_ws_urls_carry_everything() {
         !log.contains("falling back"),
         "ws:// tries nothing else: {log}"
     );
+    let status = server.status_json().await.unwrap();
+    assert_eq!(status["agents"][0]["transport"], "websocket", "{status}");
+    assert_eq!(status["agents"][0]["tls"], false, "{status}");
 
     one_mib_intact(server.addr, 3).await;
     connect_pipe_intact(&ws, &server.client_token, &[]).await;

@@ -13,6 +13,7 @@ use uptun_protocol::{Incoming, IncomingStream, LinkHandle, Secret};
 use crate::backoff::Backoff;
 use crate::channel::ChannelConfig;
 use crate::dial::{DialError, LinkParams, ServerUrl};
+use crate::idle_exit::Activity;
 use crate::opener::{open, Opened};
 use crate::proxy_header::ProxyProtocol;
 use crate::target::Target;
@@ -53,6 +54,9 @@ pub struct AgentConfig {
     /// Once `shutdown` is cancelled, how long open streams get to finish
     /// before the links close under them.
     pub grace: Duration,
+    /// Stop (as if asked to) once no stream has been open for this long,
+    /// counting from the start too (`--exit-when-idle`).
+    pub exit_when_idle: Option<Duration>,
 }
 
 impl AgentConfig {
@@ -76,6 +80,7 @@ impl AgentConfig {
             backoff: (Duration::from_millis(500), Duration::from_secs(30)),
             links: 1,
             grace: uptun_cli::DEFAULT_GRACE,
+            exit_when_idle: None,
         }
     }
 }
@@ -123,12 +128,16 @@ pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Resu
     let config = Arc::new(config);
     // A refusal ends every link: the next attempt would be refused the same way.
     let stop = shutdown.child_token();
+    let activity = config.exit_when_idle.map(|limit| watch_idle(limit, &stop));
     let mut links = tokio::task::JoinSet::new();
     for _ in 0..config.links.max(1) {
         let choice = choice.clone();
         links.spawn(keep_link(
             config.clone(),
-            targets.clone(),
+            Serving {
+                targets: targets.clone(),
+                activity: activity.clone(),
+            },
             choice,
             stop.clone(),
         ));
@@ -149,10 +158,38 @@ pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Resu
     outcome
 }
 
+/// Stops the agent through `stop` once no stream has been open for
+/// `limit`; returns the count the streams keep.
+fn watch_idle(limit: Duration, stop: &CancellationToken) -> Arc<Activity> {
+    let activity = Arc::new(Activity::default());
+    let (watched, stop) = (activity.clone(), stop.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = watched.idle_for(limit) => {
+                info!(
+                    idle_secs = limit.as_secs_f64(),
+                    "no stream open for that long: exiting (--exit-when-idle)"
+                );
+                stop.cancel();
+            }
+            _ = stop.cancelled() => {}
+        }
+    });
+    activity
+}
+
+/// What serving a stream needs, shared by every link.
+#[derive(Debug, Clone)]
+struct Serving {
+    targets: Channels,
+    /// Counts open streams for `--exit-when-idle`, when it is set.
+    activity: Option<Arc<Activity>>,
+}
+
 /// Keeps one link to the server up, reconnecting with backoff.
 async fn keep_link(
     config: Arc<AgentConfig>,
-    targets: Channels,
+    serving: Serving,
     choice: Arc<Choice>,
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
@@ -177,7 +214,7 @@ async fn keep_link(
             Ok(opened) => {
                 backoff.reset();
                 info!(server = %config.server, transport = %opened.upgrade, channels = %names.join(","), "link up: serving channels");
-                let reason = serve_link(opened, &config, targets.clone(), &shutdown).await;
+                let reason = serve_link(opened, &config, serving.clone(), &shutdown).await;
                 if shutdown.is_cancelled() {
                     break;
                 }
@@ -211,7 +248,7 @@ async fn keep_link(
 async fn serve_link(
     opened: Opened,
     config: &AgentConfig,
-    targets: Channels,
+    serving: Serving,
     shutdown: &CancellationToken,
 ) -> String {
     let Opened {
@@ -223,7 +260,12 @@ async fn serve_link(
                 Some(stream) => {
                     // No span per stream: 10,000 of them would cost ~3 MiB.
                     // The lines below name the stream themselves.
-                    tokio::spawn(serve_stream(stream, targets.clone(), config.target_timeout));
+                    let busy = serving.activity.as_ref().map(Activity::begin);
+                    let (targets, timeout) = (serving.targets.clone(), config.target_timeout);
+                    tokio::spawn(async move {
+                        serve_stream(stream, targets, timeout).await;
+                        drop(busy);
+                    });
                 }
                 None => break false,
             },

@@ -93,6 +93,13 @@ pub struct Cli {
           value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
     pub target_timeout: Duration,
 
+    /// Exit (0, after the usual drain) once no stream has been open for
+    /// DURATION, and also when none came within DURATION of the start: for
+    /// one-off containers and jobs, as in --exit-when-idle 60s
+    #[arg(long, env = "UPTUN_EXIT_WHEN_IDLE", value_name = "DURATION",
+          value_parser = duration_in(Duration::from_secs(1), Duration::from_secs(7 * 24 * 3600)))]
+    pub exit_when_idle: Option<Duration>,
+
     /// Close a connection to a pty: channel after this long with nothing
     /// sent either way, NAME=DURATION (1s to 24h; repeatable), as in
     /// --idle-timeout console=15m

@@ -11,6 +11,7 @@ mod channel;
 mod cli;
 mod client;
 mod dial;
+mod idle_exit;
 mod opener;
 mod proxy_header;
 mod target;

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
                 config.idle_timeouts = cli.idle_timeouts;
                 config.pty_cwd = cli.pty_cwd;
                 config.links = cli.links.into();
+                config.exit_when_idle = cli.exit_when_idle;
                 config.mux = cli.common.link.mux();
                 config.grace = cli.common.grace;
                 match run_agent(config, shutdown).await {

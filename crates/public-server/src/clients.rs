@@ -9,6 +9,8 @@ use std::time::Instant;
 use dashmap::DashMap;
 use uptun_protocol::LinkHandle;
 
+use crate::registry::LinkTransport;
+
 /// One client link as the status endpoint shows it.
 #[derive(Debug, Clone)]
 pub(crate) struct ClientInfo {
@@ -18,6 +20,7 @@ pub(crate) struct ClientInfo {
     pub since: Instant,
     /// Streams open on the link now.
     pub streams: usize,
+    pub transport: LinkTransport,
 }
 
 #[derive(Debug, Default)]
@@ -35,7 +38,13 @@ pub(crate) struct Listed<'a> {
 
 impl Clients {
     /// Lists a client link for as long as the returned guard lives.
-    pub fn add(&self, name: &str, addr: SocketAddr, link: &LinkHandle) -> Listed<'_> {
+    pub fn add(
+        &self,
+        name: &str,
+        addr: SocketAddr,
+        transport: LinkTransport,
+        link: &LinkHandle,
+    ) -> Listed<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let info = ClientInfo {
             id,
@@ -43,6 +52,7 @@ impl Clients {
             addr,
             since: Instant::now(),
             streams: 0,
+            transport,
         };
         self.links.insert(id, (info, link.clone()));
         Listed { clients: self, id }

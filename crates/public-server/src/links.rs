@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
+use tokio_util::either::Either;
 use tracing::{info, warn};
 use uptun_protocol::handshake::{accept_response, LinkRequest, PeerKind, Refusal, RequestHead};
 use uptun_protocol::{
@@ -15,7 +16,7 @@ use uptun_protocol::{
 
 use crate::auth::{self, Channels};
 use crate::meter::Way;
-use crate::registry::AgentInfo;
+use crate::registry::{AgentInfo, LinkTransport};
 use crate::route::Destination;
 use crate::socket::{Socket, SocketExt};
 use crate::state::State;
@@ -57,6 +58,10 @@ pub(crate) async fn serve(
     let _ = buf.split_to(head.len);
     let mut mux = state.config().mux.clone();
     mux.accept_incoming = kind == PeerKind::Client;
+    let transport = LinkTransport {
+        websocket: head.is_websocket(),
+        tls: matches!(socket, Either::Right(_)),
+    };
     let started = match head.is_websocket() {
         true => crate::ws_link::start(socket, &head, buf, mux, req.window).await,
         false => start(socket, buf, mux, req.window).await,
@@ -71,8 +76,11 @@ pub(crate) async fn serve(
     state.metrics.link_up(kind);
     let name = req.name.clone().unwrap_or_else(|| peer.to_string());
     match kind {
-        PeerKind::Agent => serve_agent(link, req, name, peer, &state).await,
-        PeerKind::Client => serve_client(link, incoming, name, peer, scope, state).await,
+        PeerKind::Agent => serve_agent(link, req, (name, peer, transport), &state).await,
+        PeerKind::Client => {
+            let who = (name, peer, transport);
+            serve_client(link, incoming, who, scope, state).await
+        }
     }
 }
 
@@ -124,13 +132,11 @@ async fn refuse(
     let _ = socket.shutdown().await;
 }
 
-async fn serve_agent(
-    link: LinkHandle,
-    req: LinkRequest,
-    name: String,
-    peer: SocketAddr,
-    state: &State,
-) {
+/// Who is at the other end of a link: its name, address and transport.
+type Peer = (String, SocketAddr, LinkTransport);
+
+async fn serve_agent(link: LinkHandle, req: LinkRequest, who: Peer, state: &State) {
+    let (name, peer, transport) = who;
     let channels = req.channels.clone();
     let id = state.registry.add(
         AgentInfo {
@@ -138,10 +144,11 @@ async fn serve_agent(
             addr: peer,
             channels: channels.clone(),
             streams: 0,
+            transport,
         },
         link.clone(),
     );
-    info!(agent = %name, channels = %channels.join(","), "agent link up");
+    info!(agent = %name, channels = %channels.join(","), transport = transport.form(), tls = transport.tls, "agent link up");
     tokio::select! {
         _ = link.closed() => {}
         _ = state.shutdown.cancelled() => drain(&link, state).await,
@@ -154,13 +161,13 @@ async fn serve_agent(
 async fn serve_client(
     link: LinkHandle,
     mut incoming: Incoming,
-    name: String,
-    peer: SocketAddr,
+    who: Peer,
     scope: Channels,
     state: Arc<State>,
 ) {
-    info!(client = %name, "client link up");
-    let _listed = state.clients.add(&name, peer, &link);
+    let (name, peer, transport) = who;
+    info!(client = %name, transport = transport.form(), tls = transport.tls, "client link up");
+    let _listed = state.clients.add(&name, peer, transport, &link);
     loop {
         let next = tokio::select! {
             next = incoming.next() => next,

@@ -22,6 +22,26 @@ pub struct AgentInfo {
     pub addr: SocketAddr,
     pub channels: Vec<String>,
     pub streams: usize,
+    /// How the link travels, as the server sees it.
+    pub transport: LinkTransport,
+}
+
+/// The form of a link's request and whether this server terminated TLS
+/// for it (behind a router that terminates TLS, `tls` is false).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkTransport {
+    pub websocket: bool,
+    pub tls: bool,
+}
+
+impl LinkTransport {
+    /// `tcp` or `websocket`, as the agent's `link up` line says it.
+    pub fn form(self) -> &'static str {
+        match self.websocket {
+            true => "websocket",
+            false => "tcp",
+        }
+    }
 }
 
 /// An agent link as the status endpoint shows it.

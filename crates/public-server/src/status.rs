@@ -45,6 +45,10 @@ struct Agent {
     /// Round-trip time of the last PING, if one came back yet.
     rtt_ms: Option<f64>,
     going_away: bool,
+    /// `tcp` or `websocket`: the form of the link's request.
+    transport: &'static str,
+    /// Whether this server terminated TLS for the link (not a router in front).
+    tls: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -54,6 +58,8 @@ struct Client {
     addr: String,
     streams: usize,
     connected_seconds: u64,
+    transport: &'static str,
+    tls: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -107,6 +113,8 @@ pub(crate) fn status(state: &State) -> Status {
             connected_seconds: now.duration_since(a.since).as_secs(),
             rtt_ms: a.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
             going_away: a.going_away,
+            transport: a.info.transport.form(),
+            tls: a.info.transport.tls,
         })
         .collect();
     let clients: Vec<Client> = state
@@ -119,6 +127,8 @@ pub(crate) fn status(state: &State) -> Status {
             addr: c.addr.to_string(),
             streams: c.streams,
             connected_seconds: now.duration_since(c.since).as_secs(),
+            transport: c.transport.form(),
+            tls: c.transport.tls,
         })
         .collect();
     let channels = channels(state, &agents);
