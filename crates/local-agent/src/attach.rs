@@ -63,9 +63,17 @@ pub async fn attach(config: ClientConfig, options: AttachOptions) -> anyhow::Res
     // through `run`, which restores the terminal, and never kill the
     // process in raw mode.
     let mut stops = Stops::install().context("could not watch for signals")?;
-    let (link, stream) = open_stream(&config, &options.channel).await?;
+    let terminal = raw::stdin_is_terminal();
+    let sizes = match terminal && !options.read_only {
+        true => Some(watch_size()?),
+        false => None,
+    };
+    // The size rides with the OPEN, so a pty starts its command at it
+    // rather than at 80×24 when the link is slower than the agent's wait.
+    let size = sizes.as_ref().map(|sizes| *sizes.borrow());
+    let (link, stream) = open_stream(&config, &options.channel, size).await?;
     let channel = &options.channel;
-    let ending = if !raw::stdin_is_terminal() && !options.read_only {
+    let ending = if !terminal && !options.read_only {
         // A pipe, exactly as `connect` is.
         tokio::select! {
             relayed = relay_exit(stream, tokio::io::stdin(), tokio::io::stdout()) => {
@@ -75,7 +83,7 @@ pub async fn attach(config: ClientConfig, options: AttachOptions) -> anyhow::Res
         }
         .map_err(|e| anyhow::anyhow!("channel {channel}: {e}"))
     } else {
-        on_terminal(&stream, &options, &mut stops)
+        on_terminal(&stream, &options, sizes, &mut stops)
             .await
             .map_err(|e| anyhow::anyhow!("channel {channel}: {e:#}"))
     };
@@ -89,13 +97,10 @@ pub async fn attach(config: ClientConfig, options: AttachOptions) -> anyhow::Res
 async fn on_terminal(
     stream: &uptun_protocol::MuxStream,
     options: &AttachOptions,
+    sizes: Option<watch::Receiver<TermSize>>,
     stops: &mut Stops,
 ) -> anyhow::Result<Ending> {
     let terminal = raw::stdin_is_terminal();
-    let sizes = match terminal && !options.read_only {
-        true => Some(watch_size()?),
-        false => None,
-    };
     let guard = if terminal {
         let keys = &options.detach_keys;
         if keys.bytes().is_empty() {

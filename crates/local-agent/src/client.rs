@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 use uptun_protocol::handshake::PeerKind;
-use uptun_protocol::{abort_tcp, relay_exit, relay_tcp, ExitStatus, LinkHandle, MuxStream, Secret};
+use uptun_protocol::{
+    abort_tcp, relay_exit, relay_tcp, ExitStatus, LinkHandle, MuxStream, Secret, TermSize,
+};
 
 use crate::dial::{DialError, LinkParams, ServerUrl};
 use crate::opener::Opened;
@@ -241,7 +243,7 @@ const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// its process) but no terminal size, and never touches the local
 /// terminal's modes; `attach` is the terminal client.
 pub async fn connect(config: ClientConfig, channel: &str) -> anyhow::Result<Option<ExitStatus>> {
-    let (link, stream) = open_stream(&config, channel).await?;
+    let (link, stream) = open_stream(&config, channel, None).await?;
     let result = relay_exit(stream, tokio::io::stdin(), tokio::io::stdout()).await;
     // Everything queued (the last bytes, FIN) reaches the server before we exit.
     let _ = link.flush().await;
@@ -251,10 +253,12 @@ pub async fn connect(config: ClientConfig, channel: &str) -> anyhow::Result<Opti
 }
 
 /// Dials a link and opens an accepted stream to `channel`, sending the
-/// user's `TERM` with the OPEN.
+/// user's `TERM` with the OPEN and, when given, the terminal's `size`
+/// right behind it (before ACCEPT, as DATA may go).
 pub(crate) async fn open_stream(
     config: &ClientConfig,
     channel: &str,
+    size: Option<TermSize>,
 ) -> anyhow::Result<(LinkHandle, MuxStream)> {
     let link = open_link(config, &config.choice()?).await?.link;
     let term = local_term();
@@ -262,6 +266,10 @@ pub(crate) async fn open_stream(
         .open_with_term(channel, "stdio", term.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("channel {channel}: {e}"))?;
+    if let Some(size) = size {
+        let sent = stream.send_resize(size).await;
+        sent.map_err(|e| anyhow::anyhow!("channel {channel}: {e}"))?;
+    }
     // Waiting for ACCEPT before relaying costs one round trip to the server
     // (it holds our bytes until the agent's ACCEPT anyway), and lets a wait
     // for an unserved channel be said instead of sat through in silence.
