@@ -207,7 +207,7 @@ pub enum Command {
     /// Attach this terminal to a terminal channel (pty:, session:): raw
     /// mode, the window's size, a detach sequence; exits with the remote
     /// status. Without a terminal on stdin, a pipe like `connect`
-    #[command(display_name = "local-agent", after_help = ATTACH_HELP)]
+    #[command(display_name = "local-agent", after_help = crate::attach::HELP)]
     Attach {
         /// The channel to attach to (served as pty:COMMAND or session:COMMAND)
         channel: String,
@@ -225,26 +225,6 @@ pub enum Command {
         read_only: bool,
     },
 }
-
-const ATTACH_HELP: &str = "\
-Detaching: press Ctrl-] then d (with the default --detach-keys). attach exits 0
-and prints one line; a pty: channel's process is hung up, a session: goes on.
-To send Ctrl-] itself, press it twice; Ctrl-] followed by any key but d sends both.
-
-Exit codes: the remote process's (exit 3 there: 3 here; a signal: 128 + its
-number), 0 after a detach, 128 + N after signal N (TERM, INT, HUP, QUIT) here,
-1 when the link or stream failed, 2 for a mistake to fix (token, flags).
-
-Examples (the token is one of the server's --client-token):
-  # A shell the agent runs for you: local-agent … --channel console=pty:bash
-  local-agent attach --server http://tunnel.example.com --token c1ient console
-
-  # Watch a shared session without typing into it; detach with Ctrl-Q
-  local-agent attach --server http://tunnel.example.com --token c1ient \\
-      --read-only --detach-keys ctrl-q logs
-
-  # No terminal: a pipe, like connect
-  echo 'uname -a' | local-agent attach --server http://tunnel.example.com --token c1ient console";
 
 fn parse_channel(s: &str) -> Result<(String, crate::Target), String> {
     let (name, target) = channel_and_value(s, "NAME=TARGET, as in ssh=127.0.0.1:22")?;
