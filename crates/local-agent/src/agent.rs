@@ -15,7 +15,7 @@ use crate::channel::ChannelConfig;
 use crate::dial::{DialError, LinkParams, ServerUrl};
 use crate::opener::{open, Opened};
 use crate::proxy_header::ProxyProtocol;
-use crate::target::Target;
+use crate::target::{SessionOptions, StartRequest, Target};
 use crate::transport::{Choice, Proxy, ProxyRefused, TransportOptions};
 
 /// Channel name → what serving it means.
@@ -48,6 +48,8 @@ pub struct AgentConfig {
     /// Once `shutdown` is cancelled, how long open streams get to finish
     /// before the links close under them.
     pub grace: Duration,
+    /// How `session:` channels run (`--session-restart`, `--session-ring`).
+    pub session: SessionOptions,
 }
 
 impl AgentConfig {
@@ -69,6 +71,7 @@ impl AgentConfig {
             backoff: (Duration::from_millis(500), Duration::from_secs(30)),
             links: 1,
             grace: uptun_cli::DEFAULT_GRACE,
+            session: SessionOptions::default(),
         }
     }
 }
@@ -101,9 +104,17 @@ pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Resu
         crate::channel::table(&config.channels, &config.proxy_protocol)
             .map_err(AgentError::Config)?,
     );
-    // Targets with a process of their own (a session) start with the agent.
+    // Targets with a process of their own (a session) start with the
+    // agent, and are hung up when it returns.
+    let stop_sessions = CancellationToken::new();
+    let _hang_up_sessions = stop_sessions.clone().drop_guard();
+    let start = StartRequest {
+        session: &config.session,
+        cwd: None,
+        stop: &stop_sessions,
+    };
     for channel in targets.values() {
-        channel.target.kind().start();
+        channel.target.kind().start(start);
     }
     // What one link learns about the router in front, the others use.
     let choice = Arc::new(

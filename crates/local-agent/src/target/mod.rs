@@ -13,13 +13,15 @@ use uptun_protocol::{MuxStream, RelayError, RelayStats};
 
 use crate::proxy_header::ProxyProtocol;
 
-#[allow(dead_code)] // until the pty and session kinds use it
 mod idle;
+mod session;
 mod socket;
 mod tcp;
 #[allow(dead_code)] // until the pty and session kinds use it
 mod terminal;
 mod unix;
+
+pub use session::{SessionOptions, SessionRestart};
 
 /// A boxed future, as trait objects return them.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -39,7 +41,6 @@ pub(crate) struct OpenRequest<'a> {
     pub term: Option<&'a str>,
     /// Close the stream when neither side spoke for this long, for kinds
     /// that watch their traffic (`--idle-timeout NAME=DURATION`).
-    #[allow(dead_code)] // until the pty and session kinds land (issue 11)
     pub idle_timeout: Option<Duration>,
 }
 
@@ -56,7 +57,18 @@ pub(crate) trait Kind: fmt::Debug + fmt::Display + Send + Sync + 'static {
 
     /// Called once when the agent starts, inside its runtime: a kind with
     /// a long-lived process of its own starts it here.
-    fn start(&self) {}
+    fn start(&self, _request: StartRequest<'_>) {}
+}
+
+/// What a kind with a long-lived process of its own needs to start it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StartRequest<'a> {
+    /// `--session-restart` and the ring's size.
+    pub session: &'a SessionOptions,
+    /// Where the process starts; the agent's directory when `None`.
+    pub cwd: Option<&'a std::path::Path>,
+    /// Cancelled once the agent is done: the process is hung up.
+    pub stop: &'a tokio_util::sync::CancellationToken,
 }
 
 /// A target, ready for one stream: relays the accepted stream to it until
@@ -78,6 +90,9 @@ impl Target {
 impl std::str::FromStr for Target {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(command) = s.strip_prefix("session:") {
+            return Ok(Target(Arc::new(session::Session::parse(command)?)));
+        }
         if let Some(path) = s.strip_prefix("unix:") {
             return Ok(Target(Arc::new(unix::Unix::parse(path)?)));
         }
