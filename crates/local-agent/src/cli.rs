@@ -28,6 +28,11 @@ Examples:
   local-agent --server http://tunnel.example.com --token s3cret \\
       --channel web=127.0.0.1:8080 --proxy-protocol web=v2
 
+  # Share one long-lived program: every stream on `top` sees its screen and
+  # may type into it; --session-restart never runs it once, not again on exit
+  local-agent --server http://tunnel.example.com --token s3cret \\
+      --channel top=session:htop --session-restart never
+
   # Behind a router or CDN that passes only WebSocket upgrades: the default
   # --transport auto finds out by itself; ws:// goes straight to WebSocket
   local-agent --server ws://tunnel.example.com --token s3cret \\
@@ -59,7 +64,8 @@ pub struct Cli {
     #[command(flatten)]
     pub common: Common,
 
-    /// A channel to serve, NAME=TARGET; TARGET is HOST:PORT or unix:/PATH (repeatable)
+    /// A channel to serve, NAME=TARGET; TARGET is HOST:PORT, unix:/PATH, pty:COMMAND or
+    /// session:COMMAND (one COMMAND on a pty, started now and shared by every stream) (repeatable)
     #[arg(long = "channel", short = 'c', env = "UPTUN_CHANNELS", value_delimiter = ',',
           value_name = "NAME=TARGET", value_parser = parse_channel)]
     pub channels: Vec<(String, crate::Target)>,
@@ -85,6 +91,23 @@ pub struct Cli {
     #[arg(long, env = "UPTUN_TARGET_TIMEOUT", default_value = "10s", value_name = "DURATION",
           value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(600)))]
     pub target_timeout: Duration,
+
+    /// When a session:COMMAND exits: on-exit starts it again (backing off
+    /// while it keeps exiting at once); never runs it once, and later streams
+    /// are refused. Either way the streams attached end with its exit status
+    #[arg(
+        long,
+        env = "UPTUN_SESSION_RESTART",
+        default_value = "on-exit",
+        value_name = "never|on-exit"
+    )]
+    pub session_restart: crate::SessionRestart,
+
+    /// Recent output a session keeps, to show a stream that attaches (or
+    /// fell behind) the screen at once, as in 64KiB or 1MiB (at most 16MiB)
+    #[arg(long, env = "UPTUN_SESSION_REPLAY", default_value = "64KiB", value_name = "SIZE",
+          value_parser = parse_replay)]
+    pub session_replay: usize,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -190,6 +213,28 @@ fn parse_proxy_protocol(s: &str) -> Result<(String, crate::ProxyProtocol), Strin
         .parse()
         .map_err(|e| format!("{e}, as in --proxy-protocol {name}=v2"))?;
     Ok((name.to_string(), version))
+}
+
+/// A byte count: a number, or one with KiB or MiB after it.
+fn parse_replay(s: &str) -> Result<usize, String> {
+    let (number, unit) = match s.trim().strip_suffix("KiB") {
+        Some(n) => (n, 1024),
+        None => match s.trim().strip_suffix("MiB") {
+            Some(n) => (n, 1024 * 1024),
+            None => (s.trim(), 1),
+        },
+    };
+    let bytes = number
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit));
+    match bytes {
+        Some(bytes) if bytes <= 16 * 1024 * 1024 => Ok(bytes),
+        _ => Err(format!(
+            "{s:?} is not a size from 0 to 16MiB, as in 64KiB or 1MiB"
+        )),
+    }
 }
 
 impl Cli {
@@ -346,6 +391,26 @@ mod tests {
         assert!(cli.command.is_none() && cli.check_agent().is_ok());
         let cli = parse(&["forward", "2222=ssh"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Forward { .. })));
+    }
+
+    #[test]
+    fn session_flags_parse_and_say_what_they_take() {
+        let cli = parse(&["-c", "top=session:htop"]).unwrap();
+        assert_eq!(cli.session_restart, crate::SessionRestart::OnExit);
+        assert_eq!(cli.session_replay, 64 * 1024);
+        let cli = parse(&["--session-restart", "never", "--session-replay", "1MiB"]).unwrap();
+        assert_eq!(cli.session_restart, crate::SessionRestart::Never);
+        assert_eq!(cli.session_replay, 1 << 20);
+        assert_eq!(parse_replay("4096"), Ok(4096));
+        assert_eq!(parse_replay("0"), Ok(0));
+        for bad in ["17MiB", "-1", "64k", "KiB"] {
+            let err = parse_replay(bad).unwrap_err();
+            assert!(err.contains("as in 64KiB or 1MiB"), "{err}");
+        }
+        let err = parse(&["--session-restart", "always"]).unwrap_err();
+        assert!(err.contains("use never or on-exit"), "{err}");
+        let err = parse(&["-c", "top=session:"]).unwrap_err();
+        assert!(err.contains("session:bash"), "{err}");
     }
 
     #[test]
