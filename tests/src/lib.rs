@@ -13,6 +13,7 @@ pub mod procs;
 pub mod server;
 pub mod sshd;
 pub mod targets;
+pub mod term;
 pub mod tinyproxy;
 pub mod tls;
 

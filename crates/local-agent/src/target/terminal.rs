@@ -84,7 +84,10 @@ impl Pty {
         let (read, write) = self.master.into_split();
         Ok(Terminal {
             output: Output(read),
-            input: Input(write),
+            input: Input {
+                pty: write,
+                line_open: false,
+            },
             process: Process {
                 child,
                 // The child called setsid: its pid is its process group's.
@@ -117,27 +120,38 @@ impl Output {
 }
 
 /// What the command is sent: keystrokes and sizes.
-pub(crate) struct Input(pty_process::OwnedWritePty);
+pub(crate) struct Input {
+    pty: pty_process::OwnedWritePty,
+    /// Whether the last byte typed left a line open (not `\n` or `\r`).
+    line_open: bool,
+}
 
 impl Input {
     /// Types `data`. Waits while the terminal's input queue is full (the
     /// command reads nothing): the caller's own backpressure.
     pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.0.write_all(data).await
+        if let Some(&last) = data.last() {
+            self.line_open = last != b'\n' && last != b'\r';
+        }
+        self.pty.write_all(data).await
     }
 
     /// Sets the terminal's size; the command gets SIGWINCH.
     pub fn resize(&self, size: TermSize) -> io::Result<()> {
-        self.0
+        self.pty
             .resize(pty_size(size))
             .map_err(|err| io::Error::other(err.to_string()))
     }
 
-    /// Ends the input as a person at the terminal would: Ctrl-D, which a
-    /// terminal in canonical mode turns into end of file for the reader
-    /// (`sh` exits), after the line typed before it.
+    /// Ends the input as a person at the terminal would: Enter after a
+    /// line left open, then Ctrl-D, which a terminal in canonical mode
+    /// turns into end of file for the next read (`sh` exits). Unlike a
+    /// closed pipe, it answers one read only, so the caller may call this
+    /// again while the command runs.
     pub async fn end(&mut self) -> io::Result<()> {
-        self.0.write_all(b"\x04").await
+        let eof: &[u8] = if self.line_open { b"\r\x04" } else { b"\x04" };
+        self.line_open = false;
+        self.pty.write_all(eof).await
     }
 }
 

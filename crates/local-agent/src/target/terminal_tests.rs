@@ -95,6 +95,17 @@ async fn input_reaches_the_command_and_ctrl_d_ends_it() {
 }
 
 #[tokio::test]
+async fn ctrl_d_after_an_open_line_still_ends_the_shell() {
+    let mut terminal = Pty::open().unwrap().spawn(&spec("sh")).unwrap();
+    terminal.input.write(b"echo $((6*7))").await.unwrap();
+    terminal.input.end().await.unwrap();
+    let out = read_all(&mut terminal.output).await;
+    // Only the shell's arithmetic makes 42: the echo of the line has none.
+    assert!(out.contains("42"), "{out:?}");
+    assert_eq!(terminal.process.wait().await, ExitStatus::Code(0));
+}
+
+#[tokio::test]
 async fn a_resize_reaches_the_command() {
     let command = "trap 'stty size' WINCH; echo ready; while :; do sleep 0.05; done";
     let mut terminal = Pty::open().unwrap().spawn(&spec(command)).unwrap();
