@@ -141,13 +141,18 @@ async fn pump(mut output: Output, shared: &Shared) {
 }
 
 /// Types the attachments' input and applies the session's size. Sizes are
-/// applied between writes: a write waits only while the process reads no
-/// input at all.
+/// applied between writes (a write waits only while the process reads no
+/// input at all), and first: a RESIZE a stream sent before typing is in
+/// place when the process reads what it typed.
 async fn feed(mut keys: Input, input: &mut mpsc::Receiver<Bytes>, shared: &Shared) {
     let mut size = shared.size.subscribe();
     let _ = keys.resize(*size.borrow_and_update());
     loop {
         tokio::select! {
+            biased;
+            Ok(()) = size.changed() => {
+                let _ = keys.resize(*size.borrow_and_update());
+            }
             data = input.recv() => match data {
                 Some(data) => {
                     if keys.write(&data).await.is_err() {
@@ -157,9 +162,6 @@ async fn feed(mut keys: Input, input: &mut mpsc::Receiver<Bytes>, shared: &Share
                 // `Shared` holds a sender for as long as the session lives.
                 None => break,
             },
-            Ok(()) = size.changed() => {
-                let _ = keys.resize(*size.borrow_and_update());
-            }
         }
     }
     std::future::pending::<()>().await
