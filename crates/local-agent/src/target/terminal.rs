@@ -2,16 +2,20 @@
 //! (`pty:`, `session:`): started through `sh -c` as the leader of a new
 //! session whose controlling terminal is the pty; its output read from the
 //! master in bounded chunks, input and sizes written to it; hung up with
-//! SIGHUP to its process group, then SIGKILL after a grace.
+//! SIGHUP to its process group and session, then SIGKILL after a grace.
 
 use std::io;
 use std::path::Path;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use rustix::process::{kill_process_group, test_kill_process_group, Pid, Signal};
+use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uptun_protocol::{ExitStatus, TermSize};
+
+use members::Members;
+
+mod members;
 
 /// `TERM` when the client sent none.
 pub(crate) const DEFAULT_TERM: &str = "xterm-256color";
@@ -90,8 +94,9 @@ impl Pty {
             },
             process: Process {
                 child,
-                // The child called setsid: its pid is its process group's.
-                group: Pid::from_raw(pid as i32),
+                // The child called setsid: its pid is its session's and
+                // its process group's.
+                members: Pid::from_raw(pid as i32).map(Members::of),
                 pid,
                 done: false,
             },
@@ -155,18 +160,19 @@ impl Input {
     }
 }
 
-/// The process running the command, leader of its own process group.
-/// Dropping it without [`Process::hang_up`] hangs it up in the background.
+/// The process running the command, leader of its own session and
+/// process group. Dropping it without [`Process::hang_up`] hangs it up in
+/// the background.
 pub(crate) struct Process {
     child: tokio::process::Child,
-    group: Option<Pid>,
+    members: Option<Members>,
     pid: u32,
-    /// Hung up and gone, or reaped with nothing of its group left.
+    /// Hung up, and nothing of it left.
     done: bool,
 }
 
 impl Process {
-    /// The pid of `sh`, which is also its process group's id.
+    /// The pid of `sh`, which is also its session's and group's id.
     pub fn id(&self) -> u32 {
         self.pid
     }
@@ -181,20 +187,18 @@ impl Process {
         }
     }
 
-    /// Hangs up the terminal's processes: SIGHUP to the process group;
-    /// once `grace` has passed, SIGKILL to whatever of it is left. Returns
-    /// how `sh` ended. Also clears up after a command that exited on its
-    /// own, leaving children behind in its group.
+    /// Hangs up the terminal's processes: SIGHUP to the group and the
+    /// session; once `grace` has passed, SIGKILL to whatever of them is
+    /// left. Returns how `sh` ended. Also clears up after a command that
+    /// exited on its own, leaving children behind.
     pub async fn hang_up(mut self, grace: Duration) -> ExitStatus {
         self.signal(Signal::HUP);
         let deadline = tokio::time::Instant::now() + grace;
         let status = tokio::time::timeout_at(deadline, self.wait()).await.ok();
-        // Members of the group that outlived `sh`: the group id stays
-        // theirs (no new process can take it) until the last one is gone.
-        while self.group_alive() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        while self.alive() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if self.group_alive() {
+        if self.alive() {
             self.signal(Signal::KILL);
         }
         let status = match status {
@@ -206,15 +210,13 @@ impl Process {
     }
 
     fn signal(&self, signal: Signal) {
-        if let Some(group) = self.group {
-            // ESRCH: the group is gone already, which is the point.
-            let _ = kill_process_group(group, signal);
+        if let Some(members) = self.members {
+            members.signal(signal);
         }
     }
 
-    fn group_alive(&self) -> bool {
-        self.group
-            .is_some_and(|group| test_kill_process_group(group).is_ok())
+    fn alive(&self) -> bool {
+        self.members.is_some_and(Members::alive)
     }
 }
 
@@ -223,16 +225,13 @@ impl Drop for Process {
     /// the agent shutting down) still loses its processes: SIGHUP now,
     /// SIGKILL after the grace if a runtime is left to wait for it.
     fn drop(&mut self) {
-        if self.done {
+        let Some(members) = self.members.filter(|_| !self.done) else {
             return;
-        }
-        self.signal(Signal::HUP);
-        let group = self.group;
+        };
+        members.signal(Signal::HUP);
         let kill = move || {
-            if let Some(group) = group {
-                if test_kill_process_group(group).is_ok() {
-                    let _ = kill_process_group(group, Signal::KILL);
-                }
+            if members.alive() {
+                members.signal(Signal::KILL);
             }
         };
         match tokio::runtime::Handle::try_current() {

@@ -150,6 +150,45 @@ async fn hanging_up_ends_the_whole_group_and_kills_what_ignores_sighup() {
         .expect("the child is killed");
 }
 
+/// A job in a process group of its own (job control, as an interactive
+/// shell runs them) is still the terminal's: the hang-up reaches it.
+#[tokio::test]
+async fn hanging_up_reaches_jobs_in_groups_of_their_own() {
+    let command = "set -m; sleep 60 & echo job=$!; wait";
+    let mut terminal = Pty::open().unwrap().spawn(&spec(command)).unwrap();
+    let out = read_until(&mut terminal.output, "\r\n").await;
+    let job: u32 = out
+        .trim()
+        .strip_prefix("job=")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("a pid in {out:?}"));
+    let group = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<String> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        fields[2].clone()
+    };
+    assert_ne!(
+        group(job),
+        group(terminal.process.id()),
+        "the job has a group of its own"
+    );
+    terminal.process.hang_up(HANG_UP_GRACE).await;
+    let gone = async {
+        while alive(job) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(BOUND, gone)
+        .await
+        .expect("the job is gone");
+}
+
 #[tokio::test]
 async fn a_dropped_process_is_hung_up() {
     let mut terminal = Pty::open()
