@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use uptun_e2e::procs::{bin, have, skip, without_proxy_env, Proc};
 use uptun_e2e::server::Server;
-use uptun_e2e::term::{numbers_after, wait_pid_gone, Term};
+use uptun_e2e::term::{numbers_after, pid_alive, wait_pid_gone, Term};
 use uptun_e2e::{wait_for, WAIT};
 use uptun_protocol::{ExitStatus, StreamEvent};
 
@@ -232,6 +232,21 @@ async fn a_command_that_exits_at_once_is_restarted_with_backoff_not_in_a_spin() 
     assert!(log.contains("status=exit code 1"), "{log}");
     let starts = agent.log().matches("session started").count();
     assert!(starts <= 5, "{starts} starts in {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_the_agent_hangs_the_session_up() {
+    let (_server, mut agent) = session("sh", &[]).await;
+    let log = agent.wait_log("session started").await;
+    let pid = numbers_after(&log, "pid=")[0];
+    assert!(pid_alive(pid));
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &agent.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert_eq!(quick("the agent's exit", agent.wait_exit()).await, Some(0));
+    wait_pid_gone(pid, QUICK).await;
 }
 
 /// Asks the shell for its terminal's size until it is `want` ("ROWS COLS").

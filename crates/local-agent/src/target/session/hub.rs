@@ -46,6 +46,8 @@ struct State {
     ring: Ring,
     subs: HashMap<u64, Sub>,
     next_id: u64,
+    /// Set when no process will run again: the end every newcomer gets.
+    over: Option<Delivery>,
 }
 
 #[derive(Debug)]
@@ -81,6 +83,7 @@ impl Hub {
             ring: Ring::new(limits.ring_bytes),
             subs: HashMap::new(),
             next_id: 0,
+            over: None,
         };
         Hub {
             state: Mutex::new(state),
@@ -147,6 +150,12 @@ impl Hub {
         }
     }
 
+    /// No process will run again: a stream that attaches from now on
+    /// gets the last screen and the end at once, rather than waiting.
+    pub fn close(&self, status: Option<ExitStatus>) {
+        self.lock().over = Some(Delivery::End(status));
+    }
+
     /// A new process starts: a new screen.
     pub fn clear_ring(&self) {
         self.lock().ring.clear();
@@ -161,7 +170,7 @@ impl Hub {
             queue: VecDeque::new(),
             bytes: 0,
             catch_up: Some(CatchUp::Join),
-            end: None,
+            end: state.over.clone(),
             notify: notify.clone(),
         };
         state.subs.insert(id, sub);

@@ -126,6 +126,17 @@ fn the_end_follows_what_was_queued_and_later_output_is_not_theirs() {
 }
 
 #[test]
+fn a_stream_attaching_once_it_is_over_gets_the_last_screen_and_the_end() {
+    let hub = hub();
+    publish(&hub, b"last words\r\n");
+    hub.end(Some(ExitStatus::Code(3)));
+    hub.close(Some(ExitStatus::Code(3)));
+    let late = hub.subscribe();
+    let want = (b"last words\r\n".to_vec(), Some(Some(ExitStatus::Code(3))));
+    assert_eq!(drain(&late), want);
+}
+
+#[test]
 fn dropping_a_subscription_detaches_it() {
     let hub = hub();
     let sub = hub.subscribe();

@@ -46,25 +46,26 @@ pub(super) async fn run(run: Run, shared: Arc<Shared>, mut input: mpsc::Receiver
     let mut backoff = Backoff::new(RESTART_FIRST, RESTART_MAX);
     loop {
         let started = Instant::now();
-        let ended = match start(&run, &shared) {
+        let (status, ended) = match start(&run, &shared) {
             Ok(terminal) => {
                 info!(session = %run.command, pid = terminal.process.id(), "session started");
                 match serve(terminal, &shared, &mut input, &run.stop).await {
                     Some(status) => {
                         info!(session = %run.command, %status, "session ended");
-                        shared.hub.end(Some(status));
-                        status.to_string()
+                        (Some(status), status.to_string())
                     }
                     None => return,
                 }
             }
             Err(reason) => {
                 warn!(session = %run.command, %reason, "session could not start");
-                shared.hub.end(None);
-                reason
+                (None, reason)
             }
         };
+        shared.hub.end(status);
         if run.restart == SessionRestart::Never {
+            // A stream accepted just now, past the refusal below, ends too.
+            shared.hub.close(status);
             *lock(&shared.over) = Some(format!(
                 "session `{}` is over ({ended}), and the agent runs it only once \
                  (--session-restart never): restart the agent to run it again",
