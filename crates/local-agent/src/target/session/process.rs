@@ -114,12 +114,12 @@ async fn serve(
     tokio::pin!(pump);
     let feed = feed(keys, input, shared);
     tokio::pin!(feed);
-    let mut pumped = false;
+    let (mut pumped, mut fed) = (false, false);
     let status = loop {
         tokio::select! {
             status = process.wait() => break Some(status),
             () = &mut pump, if !pumped => pumped = true,
-            () = &mut feed => {}
+            () = &mut feed, if !fed => fed = true,
             () = stop.cancelled() => break None,
         }
     };
@@ -165,5 +165,4 @@ async fn feed(mut keys: Input, input: &mut mpsc::Receiver<Bytes>, shared: &Share
             },
         }
     }
-    std::future::pending::<()>().await
 }
