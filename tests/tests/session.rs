@@ -61,6 +61,21 @@ async fn two_clients_see_what_one_typed_and_a_late_joiner_gets_it_from_the_ring(
     quick("the same shell", c.read_until("still-42")).await;
 }
 
+/// A stream's FIN says it types no more; unlike a pty's, the shared shell
+/// gets no end of input from it, and its output keeps coming.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_whose_input_ended_still_gets_the_output() {
+    let (server, _agent) = session("sh", &[]).await;
+    let done = Term::open(&server, "logs").await;
+    done.send(b"echo \"typed-$((3*3))\"\n").await;
+    done.finish().await;
+    quick("its own answer", done.read_until("typed-9")).await;
+    let other = Term::open(&server, "logs").await;
+    other.send(b"echo \"later-$((3*4))\"\n").await;
+    quick("the other's answer", other.read_until("later-12")).await;
+    quick("output after its FIN", done.read_until("later-12")).await;
+}
+
 /// What a fast reader saw: the byte count and the end of the text.
 struct Seen {
     bytes: usize,
