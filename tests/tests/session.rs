@@ -14,7 +14,7 @@ use uptun_e2e::procs::{bin, have, skip, without_proxy_env, Proc};
 use uptun_e2e::server::Server;
 use uptun_e2e::term::{numbers_after, pid_alive, wait_pid_gone, Term};
 use uptun_e2e::{wait_for, WAIT};
-use uptun_protocol::{ExitStatus, StreamEvent};
+use uptun_protocol::{ExitStatus, StreamError, StreamEvent};
 
 /// Every test's own bound, well inside the 15 s a test may take.
 const QUICK: Duration = Duration::from_secs(10);
@@ -74,6 +74,39 @@ async fn a_stream_whose_input_ended_still_gets_the_output() {
     other.send(b"echo \"later-$((3*4))\"\n").await;
     quick("the other's answer", other.read_until("later-12")).await;
     quick("output after its FIN", done.read_until("later-12")).await;
+}
+
+/// An attachment on which nothing moved either way for the idle timeout is
+/// closed; the shared process is not: it is not that stream's alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_attachment_is_closed_and_the_session_lives_on() {
+    let (server, agent) = session("sh", &["--idle-timeout", "logs=1s"]).await;
+    let log = agent.wait_log("session started").await;
+    let pid = numbers_after(&log, "pid=")[0];
+    let quiet = Term::open(&server, "logs").await;
+    let mut last = Instant::now();
+    let end = quick("the idle cut", async {
+        loop {
+            match quiet.recv_event().await {
+                Ok(StreamEvent::Data(_)) => last = Instant::now(),
+                other => break other,
+            }
+        }
+    })
+    .await;
+    let waited = last.elapsed();
+    match end {
+        Err(StreamError::Reset(reason)) => assert!(reason.contains("--idle-timeout"), "{reason}"),
+        other => panic!("expected a reset, got {other:?}"),
+    }
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}"
+    );
+    assert!(pid_alive(pid), "the session's shell went with the stream");
+    let next = Term::open(&server, "logs").await;
+    next.send(b"echo \"alive-$((1+1))\"\n").await;
+    quick("the shell's answer", next.read_until("alive-2")).await;
 }
 
 /// What a fast reader saw: the byte count and the end of the text.

@@ -39,6 +39,11 @@ pub struct AgentConfig {
     pub name: Option<String>,
     /// How long dialing a target may take before the stream is refused.
     pub target_timeout: Duration,
+    /// Channels (pty:, session:) whose streams close after this long with
+    /// nothing either way; each must be one of `channels`.
+    pub idle_timeouts: Vec<(String, Duration)>,
+    /// Where pty: commands start; the agent's own directory when `None`.
+    pub pty_cwd: Option<std::path::PathBuf>,
     /// Link tunables (window, ping interval, …).
     pub mux: uptun_protocol::Config,
     /// First and largest reconnect delay.
@@ -67,6 +72,8 @@ impl AgentConfig {
             proxy_protocol: Vec::new(),
             name: None,
             target_timeout: Duration::from_secs(10),
+            idle_timeouts: Vec::new(),
+            pty_cwd: None,
             mux: uptun_protocol::Config::default(),
             backoff: (Duration::from_millis(500), Duration::from_secs(30)),
             links: 1,
@@ -100,21 +107,24 @@ pub enum AgentError {
 /// `config.links` links, each kept up on its own. Once cancelled, each link
 /// sends GOAWAY and its open streams get `config.grace` to finish.
 pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
-    let targets: Channels = Arc::new(
-        crate::channel::table(&config.channels, &config.proxy_protocol)
-            .map_err(AgentError::Config)?,
-    );
+    let mut table = crate::channel::table(&config.channels, &config.proxy_protocol)
+        .map_err(AgentError::Config)?;
+    crate::channel::set_idle_timeouts(&mut table, &config.idle_timeouts)
+        .map_err(AgentError::Config)?;
+    if let Some(dir) = &config.pty_cwd {
+        crate::channel::set_cwd(&mut table, dir).map_err(AgentError::Config)?;
+    }
+    let targets: Channels = Arc::new(table);
     // Targets with a process of their own (a session) start with the
     // agent, and are hung up when it returns.
     let stop_sessions = CancellationToken::new();
     let _hang_up_sessions = stop_sessions.clone().drop_guard();
-    let start = StartRequest {
-        session: &config.session,
-        cwd: None,
-        stop: &stop_sessions,
-    };
     for channel in targets.values() {
-        channel.target.kind().start(start);
+        channel.target.kind().start(StartRequest {
+            session: &config.session,
+            cwd: channel.cwd.as_deref(),
+            stop: &stop_sessions,
+        });
     }
     // What one link learns about the router in front, the others use.
     let choice = Arc::new(

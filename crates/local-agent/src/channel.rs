@@ -1,7 +1,9 @@
 //! One served channel as the agent runs it: the target and the per-channel
-//! settings (today the PROXY header), and how a stream reaches that target.
+//! settings (the PROXY header, the idle timeout, where terminals start),
+//! and how a stream reaches that target.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::proxy_header::ProxyProtocol;
@@ -13,6 +15,11 @@ pub(crate) struct ChannelConfig {
     pub target: Target,
     /// Header written to the target ahead of the user's bytes, if any.
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// Close a stream after this long with nothing either way
+    /// (`--idle-timeout`), for kinds that watch their traffic.
+    pub idle_timeout: Option<Duration>,
+    /// Where terminal kinds start their command (`--pty-cwd`).
+    pub cwd: Option<PathBuf>,
 }
 
 impl ChannelConfig {
@@ -26,7 +33,8 @@ impl ChannelConfig {
             timeout,
             proxy_protocol: self.proxy_protocol,
             term: None,
-            idle_timeout: None,
+            idle_timeout: self.idle_timeout,
+            cwd: self.cwd.as_deref(),
         };
         self.target.kind().open(request).await
     }
@@ -44,6 +52,8 @@ pub(crate) fn table(
             let config = ChannelConfig {
                 target: target.clone(),
                 proxy_protocol: None,
+                idle_timeout: None,
+                cwd: None,
             };
             (name.clone(), config)
         })
@@ -73,6 +83,58 @@ pub(crate) fn table(
         channel.proxy_protocol = Some(*version);
     }
     Ok(table)
+}
+
+/// `--pty-cwd DIR` for every channel (only terminal kinds read it), once
+/// DIR is known to be a directory.
+pub(crate) fn set_cwd(
+    table: &mut HashMap<String, ChannelConfig>,
+    dir: &std::path::Path,
+) -> Result<(), String> {
+    if !dir.is_dir() {
+        return Err(format!(
+            "--pty-cwd {}: there is no such directory here; give one that exists",
+            dir.display()
+        ));
+    }
+    for channel in table.values_mut() {
+        channel.cwd = Some(dir.to_path_buf());
+    }
+    Ok(())
+}
+
+/// Sets each `--idle-timeout NAME=DURATION` on its channel, or says which
+/// flag to fix: a channel not served, one whose kind does not watch its
+/// traffic, or one named twice.
+pub(crate) fn set_idle_timeouts(
+    table: &mut HashMap<String, ChannelConfig>,
+    idle_timeouts: &[(String, Duration)],
+) -> Result<(), String> {
+    for (name, limit) in idle_timeouts {
+        let flag = format!("--idle-timeout {name}={}s", limit.as_secs_f64());
+        let Some(channel) = table.get_mut(name) else {
+            let mut served: Vec<&str> = table.keys().map(String::as_str).collect();
+            served.sort_unstable();
+            return Err(format!(
+                "{flag}: this agent serves no channel \"{name}\"; name one of {}",
+                served.join(", ")
+            ));
+        };
+        if !channel.target.kind().takes_idle_timeout() {
+            return Err(format!(
+                "{flag}: channel \"{name}\" leads to {}, and only pty: and session: channels \
+                 close idle streams; drop the flag for it",
+                channel.target
+            ));
+        }
+        if channel.idle_timeout.is_some_and(|l| l != *limit) {
+            return Err(format!(
+                "--idle-timeout names channel \"{name}\" twice with different durations: keep one"
+            ));
+        }
+        channel.idle_timeout = Some(*limit);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -105,6 +167,33 @@ mod tests {
         assert!(table(&web(), &twice).unwrap_err().contains("keep one"));
     }
 
+    #[test]
+    fn idle_timeouts_go_to_terminal_channels_and_mistakes_say_the_fix() {
+        let channels = vec![
+            ("web".into(), "127.0.0.1:8080".parse().unwrap()),
+            ("console".into(), "pty:sh".parse().unwrap()),
+        ];
+        let mut table = table(&channels, &[]).unwrap();
+        let minute = Duration::from_secs(60);
+        set_idle_timeouts(&mut table, &[("console".into(), minute)]).unwrap();
+        assert_eq!(table["console"].idle_timeout, Some(minute));
+        assert_eq!(table["web"].idle_timeout, None);
+        let err = set_idle_timeouts(&mut table, &[("db".into(), minute)]).unwrap_err();
+        assert!(
+            err.contains("serves no channel \"db\"; name one of console, web"),
+            "{err}"
+        );
+        let err = set_idle_timeouts(&mut table, &[("web".into(), minute)]).unwrap_err();
+        assert!(
+            err.contains("--idle-timeout web=60s: channel \"web\" leads to 127.0.0.1:8080"),
+            "{err}"
+        );
+        assert!(err.contains("drop the flag"), "{err}");
+        let twice = [("console".into(), minute), ("console".into(), 2 * minute)];
+        let err = set_idle_timeouts(&mut table, &twice).unwrap_err();
+        assert!(err.contains("keep one"), "{err}");
+    }
+
     /// The header arrives first on a real socket, naming the target as the
     /// agent reached it.
     #[tokio::test]
@@ -114,6 +203,8 @@ mod tests {
         let channel = ChannelConfig {
             target: target_addr.to_string().parse().unwrap(),
             proxy_protocol: Some(ProxyProtocol::V1),
+            idle_timeout: None,
+            cwd: None,
         };
         let timeout = Duration::from_secs(10);
         let connected = channel.connect("203.0.113.5:51234", timeout).await;
@@ -138,6 +229,8 @@ mod tests {
         let channel = ChannelConfig {
             target: format!("unix:{}", path.display()).parse().unwrap(),
             proxy_protocol: Some(ProxyProtocol::V2),
+            idle_timeout: None,
+            cwd: None,
         };
         let connected = channel.connect("203.0.113.5:51234", Duration::from_secs(10));
         let connected = connected.await.unwrap();

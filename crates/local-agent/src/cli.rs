@@ -38,6 +38,11 @@ Examples:
   local-agent --server ws://tunnel.example.com --token s3cret \\
       --channel web=127.0.0.1:3000
 
+  # A console per connection: each gets a new terminal running bash, closed
+  # after 15 minutes without a keystroke or output
+  local-agent --server http://tunnel.example.com --token s3cret \\
+      --channel console=pty:bash --idle-timeout console=15m
+
   # Reach the ssh channel from anywhere, through the same port: clients
   # present the server's --client-token, not the agent token
   ssh -o ProxyCommand='local-agent connect --server http://tunnel.example.com --token c1ient ssh' me@host
@@ -64,8 +69,10 @@ pub struct Cli {
     #[command(flatten)]
     pub common: Common,
 
-    /// A channel to serve, NAME=TARGET; TARGET is HOST:PORT, unix:/PATH, pty:COMMAND or
-    /// session:COMMAND (one COMMAND on a pty, started now and shared by every stream) (repeatable)
+    /// A channel to serve, NAME=TARGET; TARGET is HOST:PORT, unix:/PATH,
+    /// pty:COMMAND (a new terminal running `sh -c COMMAND` for each
+    /// connection) or session:COMMAND (one COMMAND on a terminal, started
+    /// with the agent and shared by every connection) (repeatable)
     #[arg(long = "channel", short = 'c', env = "UPTUN_CHANNELS", value_delimiter = ',',
           value_name = "NAME=TARGET", value_parser = parse_channel)]
     pub channels: Vec<(String, crate::Target)>,
@@ -108,6 +115,19 @@ pub struct Cli {
     #[arg(long, env = "UPTUN_SESSION_REPLAY", default_value = "64KiB", value_name = "SIZE",
           value_parser = parse_replay)]
     pub session_replay: usize,
+
+    /// Close a connection to a pty: or session: channel after this long with nothing
+    /// sent either way, NAME=DURATION (1s to 24h; repeatable), as in
+    /// --idle-timeout console=15m
+    // Not UPTUN_IDLE_TIMEOUTS: the server's flag of that name covers other
+    // channels, and an environment shared with one would stop the agent.
+    #[arg(long = "idle-timeout", env = "UPTUN_AGENT_IDLE_TIMEOUTS", value_delimiter = ',',
+          value_name = "NAME=DURATION", value_parser = parse_idle_timeout)]
+    pub idle_timeouts: Vec<(String, Duration)>,
+
+    /// Directory pty: and session: commands start in [default: the agent's own]
+    #[arg(long, env = "UPTUN_PTY_CWD", value_name = "DIR")]
+    pub pty_cwd: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -237,6 +257,13 @@ fn parse_replay(s: &str) -> Result<usize, String> {
     }
 }
 
+fn parse_idle_timeout(s: &str) -> Result<(String, Duration), String> {
+    let shape = "NAME=DURATION, as in --idle-timeout console=15m";
+    let (name, limit) = channel_and_value(s, shape)?;
+    let limit = duration_in(Duration::from_secs(1), Duration::from_secs(24 * 3600))(limit)?;
+    Ok((name.to_string(), limit))
+}
+
 impl Cli {
     /// `Cli::parse`, plus the checks in [`Cli::try_parse_checked`]; a
     /// mistake prints clap's error and exits with code 2.
@@ -280,15 +307,17 @@ impl Cli {
     }
 
     /// For the agent (no subcommand): what `main` refuses before dialing,
-    /// with the fix: no `--channel`, or a `--proxy-protocol` for a channel
-    /// it does not serve.
+    /// with the fix: no `--channel`, or a `--proxy-protocol` or
+    /// `--idle-timeout` for a channel it does not serve or that does not
+    /// take it.
     pub fn check_agent(&self) -> Result<(), String> {
         if self.channels.is_empty() {
             return Err(
                 "no --channel given: say what to serve, as in --channel web=127.0.0.1:3000".into(),
             );
         }
-        crate::channel::table(&self.channels, &self.proxy_protocol).map(|_| ())
+        let mut table = crate::channel::table(&self.channels, &self.proxy_protocol)?;
+        crate::channel::set_idle_timeouts(&mut table, &self.idle_timeouts)
     }
 }
 
@@ -422,6 +451,13 @@ mod tests {
             .check_agent()
             .unwrap_err();
         assert!(err.contains("add --channel db="), "{err}");
+        let err = parse(&["-c", "web=127.0.0.1:1", "--idle-timeout", "web=1m"])
+            .unwrap()
+            .check_agent()
+            .unwrap_err();
+        assert!(err.contains("only pty: and session: channels"), "{err}");
+        let err = parse(&["-c", "c=pty:sh", "--idle-timeout", "c=0s"]).unwrap_err();
+        assert!(err.contains("out of range"), "{err}");
     }
 
     #[test]

@@ -49,6 +49,8 @@ fn main() -> ExitCode {
                 config.proxy_protocol = cli.proxy_protocol;
                 config.name = cli.name.or_else(hostname);
                 config.target_timeout = cli.target_timeout;
+                config.idle_timeouts = cli.idle_timeouts;
+                config.pty_cwd = cli.pty_cwd;
                 config.links = cli.links.into();
                 config.mux = cli.common.link.mux();
                 config.grace = cli.common.grace;

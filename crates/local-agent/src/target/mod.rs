@@ -14,10 +14,10 @@ use uptun_protocol::{MuxStream, RelayError, RelayStats};
 use crate::proxy_header::ProxyProtocol;
 
 mod idle;
+mod pty;
 mod session;
 mod socket;
 mod tcp;
-#[allow(dead_code)] // until the pty and session kinds use it
 mod terminal;
 mod unix;
 
@@ -37,11 +37,13 @@ pub(crate) struct OpenRequest<'a> {
     pub proxy_protocol: Option<ProxyProtocol>,
     /// The user's terminal type (`TERM`), when the client sent one; for
     /// terminal kinds.
-    #[allow(dead_code)] // until the pty and session kinds land (issue 11)
     pub term: Option<&'a str>,
     /// Close the stream when neither side spoke for this long, for kinds
     /// that watch their traffic (`--idle-timeout NAME=DURATION`).
     pub idle_timeout: Option<Duration>,
+    /// Where terminal kinds start their command (`--pty-cwd`); the
+    /// agent's own directory when `None`.
+    pub cwd: Option<&'a std::path::Path>,
 }
 
 /// A kind of target: `host:port`, `unix:/path`, and so on.
@@ -52,6 +54,12 @@ pub(crate) trait Kind: fmt::Debug + fmt::Display + Send + Sync + 'static {
 
     /// Whether `--proxy-protocol` means anything for this kind.
     fn takes_proxy_header(&self) -> bool {
+        false
+    }
+
+    /// Whether `--idle-timeout` means anything for this kind: it watches
+    /// its streams' traffic ([`idle::Idle`]).
+    fn takes_idle_timeout(&self) -> bool {
         false
     }
 
@@ -76,8 +84,9 @@ pub(crate) struct StartRequest<'a> {
 pub(crate) type Opened =
     Box<dyn FnOnce(MuxStream) -> BoxFuture<'static, Result<RelayStats, RelayError>> + Send>;
 
-/// A channel's target, as `--channel NAME=TARGET` names it: `host:port` or
-/// `unix:/path/to.sock`. Cheap to clone; clones share one target.
+/// A channel's target, as `--channel NAME=TARGET` names it: `host:port`,
+/// `unix:/path/to.sock`, `pty:COMMAND` or `session:COMMAND`. Cheap to clone; clones share one
+/// target.
 #[derive(Clone)]
 pub struct Target(Arc<dyn Kind>);
 
@@ -95,6 +104,9 @@ impl std::str::FromStr for Target {
         }
         if let Some(path) = s.strip_prefix("unix:") {
             return Ok(Target(Arc::new(unix::Unix::parse(path)?)));
+        }
+        if let Some(command) = s.strip_prefix("pty:") {
+            return Ok(Target(Arc::new(pty::Pty::parse(command)?)));
         }
         Ok(Target(Arc::new(tcp::Tcp::parse(s)?)))
     }
@@ -139,6 +151,7 @@ mod tests {
             "localhost:8080",
             "[::1]:22",
             "unix:/run/a.sock",
+            "pty:bundle exec rails c",
         ] {
             assert_eq!(ok.parse::<Target>().unwrap().to_string(), ok);
         }
@@ -148,5 +161,9 @@ mod tests {
         assert!(err("unix:").contains("unix:/run/app.sock"));
         let tcp: Target = "127.0.0.1:1".parse().unwrap();
         assert!(tcp.kind().takes_proxy_header());
+        assert!(!tcp.kind().takes_idle_timeout());
+        let pty: Target = "pty:sh".parse().unwrap();
+        assert!(pty.kind().takes_idle_timeout() && !pty.kind().takes_proxy_header());
+        assert!(err("pty:").contains("pty: needs a command"));
     }
 }

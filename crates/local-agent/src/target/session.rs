@@ -170,6 +170,10 @@ impl Kind for Session {
         })
     }
 
+    fn takes_idle_timeout(&self) -> bool {
+        true
+    }
+
     fn start(&self, request: StartRequest<'_>) {
         let options = request.session;
         let limits = Limits {
