@@ -109,6 +109,16 @@ async fn an_idle_attachment_is_closed_and_the_session_lives_on() {
     quick("the shell's answer", next.read_until("alive-2")).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_starts_in_the_pty_cwd() {
+    let dir = uptun_e2e::procs::tempdir::Dir::new();
+    let cwd = dir.path().to_str().unwrap();
+    let (server, _agent) = session("sh", &["--pty-cwd", cwd]).await;
+    let term = Term::open(&server, "logs").await;
+    term.send(b"echo \"in:$(pwd):\"\n").await;
+    quick("pwd", term.read_until(&format!("in:{cwd}:"))).await;
+}
+
 /// What a fast reader saw: the byte count and the end of the text.
 struct Seen {
     bytes: usize,
