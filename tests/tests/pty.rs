@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use uptun_e2e::procs::{connect_with_stdin, Proc, Server};
+use uptun_e2e::procs::{connect_with_stdin, have, skip, Proc, Server};
 use uptun_e2e::term::{numbers_after, pid_alive, wait_pid_gone, Term};
 use uptun_protocol::{ExitStatus, StreamError, StreamEvent};
 
@@ -39,6 +39,21 @@ async fn a_shell_through_connect_with_a_pipe_runs_the_command_and_ends() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// bash reads with readline, which switches the terminal's mode and drops
+/// a Ctrl-D typed ahead: the one the agent types a second later ends it.
+#[tokio::test]
+async fn bash_through_a_pipe_ends_too() {
+    if !have("bash") {
+        return skip("bash is not installed");
+    }
+    let (server, _agent) = serve(&["console=pty:bash --norc --noprofile"], &[]).await;
+    let input = b"echo $((6*7))\n".to_vec();
+    let out = connect_with_stdin(&server.url(), &server.client_token, "console", input).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("42"), "{stdout:?}");
+    assert!(out.status.success(), "{:?}", out.status);
 }
 
 #[tokio::test]

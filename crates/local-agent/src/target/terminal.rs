@@ -114,6 +114,9 @@ impl Output {
         let mut buf = BytesMut::with_capacity(max);
         match (&mut self.0).take(max as u64).read_buf(&mut buf).await {
             Ok(0) => Ok(None),
+            // A keystroke's echo must not hold a whole buffer while it
+            // waits in the link's queue.
+            Ok(n) if n < max / 4 => Ok(Some(Bytes::copy_from_slice(&buf))),
             Ok(_) => Ok(Some(buf.freeze())),
             // Linux says EIO, not EOF, on a master whose slave is closed.
             Err(err) if err.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => {
