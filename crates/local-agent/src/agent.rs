@@ -16,7 +16,7 @@ use crate::dial::{DialError, LinkParams, ServerUrl};
 use crate::idle_exit::Activity;
 use crate::opener::{open, Opened};
 use crate::proxy_header::ProxyProtocol;
-use crate::target::Target;
+use crate::target::{SessionOptions, StartRequest, Target};
 use crate::transport::{Choice, Proxy, ProxyRefused, TransportOptions};
 
 /// Channel name → what serving it means.
@@ -57,6 +57,8 @@ pub struct AgentConfig {
     /// Stop (as if asked to) once no stream has been open for this long,
     /// counting from the start too (`--exit-when-idle`).
     pub exit_when_idle: Option<Duration>,
+    /// How `session:` channels run (`--session-restart`, `--session-ring`).
+    pub session: SessionOptions,
 }
 
 impl AgentConfig {
@@ -81,6 +83,7 @@ impl AgentConfig {
             links: 1,
             grace: uptun_cli::DEFAULT_GRACE,
             exit_when_idle: None,
+            session: SessionOptions::default(),
         }
     }
 }
@@ -117,9 +120,16 @@ pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> Resu
         crate::channel::set_cwd(&mut table, dir).map_err(AgentError::Config)?;
     }
     let targets: Channels = Arc::new(table);
-    // Targets with a process of their own (a session) start with the agent.
+    // Targets with a process of their own (a session) start with the
+    // agent, and are hung up when it returns.
+    let stop_sessions = CancellationToken::new();
+    let _hang_up_sessions = stop_sessions.clone().drop_guard();
     for channel in targets.values() {
-        channel.target.kind().start();
+        channel.target.kind().start(StartRequest {
+            session: &config.session,
+            cwd: channel.cwd.as_deref(),
+            stop: &stop_sessions,
+        });
     }
     // What one link learns about the router in front, the others use.
     let choice = Arc::new(

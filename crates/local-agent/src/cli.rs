@@ -28,6 +28,11 @@ Examples:
   local-agent --server http://tunnel.example.com --token s3cret \\
       --channel web=127.0.0.1:8080 --proxy-protocol web=v2
 
+  # Share one long-lived program: every stream on `top` sees its screen and
+  # may type into it; --session-restart never runs it once, not again on exit
+  local-agent --server http://tunnel.example.com --token s3cret \\
+      --channel top=session:htop --session-restart never
+
   # Behind a router or CDN that passes only WebSocket upgrades: the default
   # --transport auto finds out by itself; ws:// goes straight to WebSocket
   local-agent --server ws://tunnel.example.com --token s3cret \\
@@ -64,9 +69,10 @@ pub struct Cli {
     #[command(flatten)]
     pub common: Common,
 
-    /// A channel to serve, NAME=TARGET; TARGET is HOST:PORT, unix:/PATH, or
+    /// A channel to serve, NAME=TARGET; TARGET is HOST:PORT, unix:/PATH,
     /// pty:COMMAND (a new terminal running `sh -c COMMAND` for each
-    /// connection) (repeatable)
+    /// connection) or session:COMMAND (one COMMAND on a terminal, started
+    /// with the agent and shared by every connection) (repeatable)
     #[arg(long = "channel", short = 'c', env = "UPTUN_CHANNELS", value_delimiter = ',',
           value_name = "NAME=TARGET", value_parser = parse_channel)]
     pub channels: Vec<(String, crate::Target)>,
@@ -100,7 +106,24 @@ pub struct Cli {
           value_parser = duration_in(Duration::from_secs(1), Duration::from_secs(7 * 24 * 3600)))]
     pub exit_when_idle: Option<Duration>,
 
-    /// Close a connection to a pty: channel after this long with nothing
+    /// When a session:COMMAND exits: on-exit starts it again (backing off
+    /// while it keeps exiting at once); never runs it once, and later streams
+    /// are refused. Either way the streams attached end with its exit status
+    #[arg(
+        long,
+        env = "UPTUN_SESSION_RESTART",
+        default_value = "on-exit",
+        value_name = "never|on-exit"
+    )]
+    pub session_restart: crate::SessionRestart,
+
+    /// Recent output a session keeps, to show a stream that attaches (or
+    /// fell behind) the screen at once, as in 64KiB or 1MiB (at most 16MiB)
+    #[arg(long, env = "UPTUN_SESSION_REPLAY", default_value = "64KiB", value_name = "SIZE",
+          value_parser = parse_replay)]
+    pub session_replay: usize,
+
+    /// Close a connection to a pty: or session: channel after this long with nothing
     /// sent either way, NAME=DURATION (1s to 24h; repeatable), as in
     /// --idle-timeout console=15m
     // Not UPTUN_IDLE_TIMEOUTS: the server's flag of that name covers other
@@ -109,7 +132,7 @@ pub struct Cli {
           value_name = "NAME=DURATION", value_parser = parse_idle_timeout)]
     pub idle_timeouts: Vec<(String, Duration)>,
 
-    /// Directory pty: commands start in [default: the agent's own]
+    /// Directory pty: and session: commands start in [default: the agent's own]
     #[arg(long, env = "UPTUN_PTY_CWD", value_name = "DIR")]
     pub pty_cwd: Option<PathBuf>,
 
@@ -237,6 +260,28 @@ fn parse_proxy_protocol(s: &str) -> Result<(String, crate::ProxyProtocol), Strin
         .parse()
         .map_err(|e| format!("{e}, as in --proxy-protocol {name}=v2"))?;
     Ok((name.to_string(), version))
+}
+
+/// A byte count: a number, or one with KiB or MiB after it.
+fn parse_replay(s: &str) -> Result<usize, String> {
+    let (number, unit) = match s.trim().strip_suffix("KiB") {
+        Some(n) => (n, 1024),
+        None => match s.trim().strip_suffix("MiB") {
+            Some(n) => (n, 1024 * 1024),
+            None => (s.trim(), 1),
+        },
+    };
+    let bytes = number
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit));
+    match bytes {
+        Some(bytes) if bytes <= 16 * 1024 * 1024 => Ok(bytes),
+        _ => Err(format!(
+            "{s:?} is not a size from 0 to 16MiB, as in 64KiB or 1MiB"
+        )),
+    }
 }
 
 fn parse_idle_timeout(s: &str) -> Result<(String, Duration), String> {
@@ -402,6 +447,26 @@ mod tests {
         assert!(cli.command.is_none() && cli.check_agent().is_ok());
         let cli = parse(&["forward", "2222=ssh"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Forward { .. })));
+    }
+
+    #[test]
+    fn session_flags_parse_and_say_what_they_take() {
+        let cli = parse(&["-c", "top=session:htop"]).unwrap();
+        assert_eq!(cli.session_restart, crate::SessionRestart::OnExit);
+        assert_eq!(cli.session_replay, 64 * 1024);
+        let cli = parse(&["--session-restart", "never", "--session-replay", "1MiB"]).unwrap();
+        assert_eq!(cli.session_restart, crate::SessionRestart::Never);
+        assert_eq!(cli.session_replay, 1 << 20);
+        assert_eq!(parse_replay("4096"), Ok(4096));
+        assert_eq!(parse_replay("0"), Ok(0));
+        for bad in ["17MiB", "-1", "64k", "KiB"] {
+            let err = parse_replay(bad).unwrap_err();
+            assert!(err.contains("as in 64KiB or 1MiB"), "{err}");
+        }
+        let err = parse(&["--session-restart", "always"]).unwrap_err();
+        assert!(err.contains("use never or on-exit"), "{err}");
+        let err = parse(&["-c", "top=session:"]).unwrap_err();
+        assert!(err.contains("session:bash"), "{err}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub use cli::{Cli, Command, Common};
 pub use client::{connect, forward, ClientConfig, ForwardSpec};
 pub use dial::DialError;
 pub use proxy_header::ProxyProtocol;
-pub use target::Target;
+pub use target::{SessionOptions, SessionRestart, Target};
 pub use transport::{
     choose_proxy, Proxy, ProxyRefused, Scheme, ServerUrl, TlsOptions, TransportMode,
     TransportOptions,

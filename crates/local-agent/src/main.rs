@@ -57,6 +57,10 @@ fn main() -> ExitCode {
                 config.exit_when_idle = cli.exit_when_idle;
                 config.mux = cli.common.link.mux();
                 config.grace = cli.common.grace;
+                config.session = local_agent::SessionOptions {
+                    restart: cli.session_restart,
+                    ring_bytes: cli.session_replay,
+                };
                 match run_agent(config, shutdown).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(AgentError::Refused(r)) => fail(

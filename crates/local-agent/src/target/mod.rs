@@ -15,10 +15,13 @@ use crate::proxy_header::ProxyProtocol;
 
 mod idle;
 mod pty;
+mod session;
 mod socket;
 mod tcp;
 mod terminal;
 mod unix;
+
+pub use session::{SessionOptions, SessionRestart};
 
 /// A boxed future, as trait objects return them.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -62,7 +65,18 @@ pub(crate) trait Kind: fmt::Debug + fmt::Display + Send + Sync + 'static {
 
     /// Called once when the agent starts, inside its runtime: a kind with
     /// a long-lived process of its own starts it here.
-    fn start(&self) {}
+    fn start(&self, _request: StartRequest<'_>) {}
+}
+
+/// What a kind with a long-lived process of its own needs to start it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StartRequest<'a> {
+    /// `--session-restart` and the ring's size.
+    pub session: &'a SessionOptions,
+    /// Where the process starts; the agent's directory when `None`.
+    pub cwd: Option<&'a std::path::Path>,
+    /// Cancelled once the agent is done: the process is hung up.
+    pub stop: &'a tokio_util::sync::CancellationToken,
 }
 
 /// A target, ready for one stream: relays the accepted stream to it until
@@ -71,7 +85,7 @@ pub(crate) type Opened =
     Box<dyn FnOnce(MuxStream) -> BoxFuture<'static, Result<RelayStats, RelayError>> + Send>;
 
 /// A channel's target, as `--channel NAME=TARGET` names it: `host:port`,
-/// `unix:/path/to.sock` or `pty:COMMAND`. Cheap to clone; clones share one
+/// `unix:/path/to.sock`, `pty:COMMAND` or `session:COMMAND`. Cheap to clone; clones share one
 /// target.
 #[derive(Clone)]
 pub struct Target(Arc<dyn Kind>);
@@ -85,6 +99,9 @@ impl Target {
 impl std::str::FromStr for Target {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(command) = s.strip_prefix("session:") {
+            return Ok(Target(Arc::new(session::Session::parse(command)?)));
+        }
         if let Some(path) = s.strip_prefix("unix:") {
             return Ok(Target(Arc::new(unix::Unix::parse(path)?)));
         }
