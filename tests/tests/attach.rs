@@ -3,13 +3,15 @@
 //! with `capture-pane`. The pty's size is the pane's and follows a resize;
 //! `exit 3` there makes attach exit 3; the pane's terminal settings
 //! (`stty -g`) are the same before and after, whether attach ended by the
-//! remote exit, a detach or a signal. Without a terminal, attach (and
-//! connect) are pipes that exit with the remote status.
+//! remote exit, a detach or a signal. `--read-only` on a session watches
+//! without typing or shrinking it. Without a terminal, attach (and connect)
+//! are pipes that exit with the remote status.
 
 use std::process::Stdio;
 
 use tokio::io::AsyncWriteExt;
 use uptun_e2e::procs::{bin, have, skip, Server};
+use uptun_e2e::term::Term;
 use uptun_e2e::tmux::Tmux;
 use uptun_e2e::{bounded, wait_for, WAIT};
 
@@ -22,8 +24,12 @@ async fn console() -> (Server, uptun_e2e::procs::Proc) {
 
 /// `local-agent attach … console` as typed in the pane, with `extra` flags.
 fn attach_line(server: &Server, extra: &str) -> String {
+    attach_to(server, extra, "console")
+}
+
+fn attach_to(server: &Server, extra: &str, channel: &str) -> String {
     format!(
-        "{} attach --server {} --token {} {extra} console",
+        "{} attach --server {} --token {} {extra} {channel}",
         bin("local-agent").display(),
         server.url(),
         server.client_token
@@ -40,15 +46,20 @@ fn tmux(cols: u16, rows: u16) -> Option<Tmux> {
 }
 
 /// Runs `command` in the pane between two `stty -g` snapshots, then prints
-/// `attach exited N`; returns once the remote shell answered, so attach is
-/// up and in raw mode.
-async fn attach_in(tmux: &Tmux, command: &str) {
+/// `attach exited N`.
+fn run_between_snapshots(tmux: &Tmux, command: &str) {
     let (before, after) = (tmux.path("before"), tmux.path("after"));
     tmux.type_line(&format!(
         "stty -g > {}; {command}; echo \"attach exited $?\"; stty -g > {}",
         before.display(),
         after.display()
     ));
+}
+
+/// [`run_between_snapshots`], returning once the remote shell answered,
+/// so attach is up and in raw mode.
+async fn attach_in(tmux: &Tmux, command: &str) {
+    run_between_snapshots(tmux, command);
     tmux.type_line("echo \"remote $((6*7))\"");
     tmux.wait_end("remote 42").await;
 }
@@ -206,4 +217,40 @@ async fn without_a_terminal_attach_and_connect_are_pipes_with_the_remote_status(
             "{subcommand}: {stderr}"
         );
     }
+}
+
+/// `--read-only` on a session: the pane shows what a writer does there,
+/// but what is typed in the pane goes nowhere, and the pane's smaller size
+/// never shrinks the session (a read-only attach sends no RESIZE).
+#[tokio::test(flavor = "multi_thread")]
+async fn read_only_watches_a_session_without_typing_or_shrinking_it() {
+    let Some(tmux) = tmux(40, 10) else { return };
+    let server = Server::start(&[]).await;
+    let _agent = server.agent(&["logs=session:sh".to_string()]).await;
+    let writer = Term::open(&server, "logs").await;
+    writer.send_resize(100, 30).await;
+    run_between_snapshots(&tmux, &attach_to(&server, "--read-only", "logs"));
+    tmux.wait_line("the attach note", |l| {
+        l.contains("attached to \"logs\"").then_some(())
+    })
+    .await;
+    writer.send(b"echo \"seen-$((2+2))\"\n").await;
+    // The pane watches: the writer's output reaches it.
+    tmux.wait_end("seen-4").await;
+    tmux.type_line("echo \"leaked-$((1+1))\"");
+    writer
+        .send(b"echo \"size:$(stty size):\"; echo \"done-$((3+3))\"\n")
+        .await;
+    let seen = writer.read_until("done-6").await;
+    assert!(!seen.contains("leaked-2"), "{seen}");
+    let size = seen
+        .lines()
+        .find_map(|l| l.trim_start_matches(['#', '$', ' ']).strip_prefix("size:"))
+        .expect("the size line");
+    assert_eq!(size, "30 100:", "the writer's size, not the pane's 10 40");
+    tmux.keys(&["C-]", "d"]);
+    exited_with(&tmux, 0).await;
+    // The session goes on for its writer.
+    writer.send(b"echo \"alive-$((4+4))\"\n").await;
+    writer.read_until("alive-8").await;
 }
