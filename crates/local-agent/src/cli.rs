@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use uptun_cli::{channel_and_value, duration_in, LinkArgs};
-use uptun_protocol::Secret;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use uptun_cli::{channel_and_value, duration_in};
 
 use crate::client::ForwardSpec;
-use crate::dial::ServerUrl;
-use crate::transport::{TlsOptions, TransportMode, TransportOptions};
+
+mod common;
+
+pub use common::Common;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -138,72 +139,6 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
-}
-
-/// Flags every command takes.
-#[derive(Debug, Args)]
-pub struct Common {
-    /// The public server, as http://HOST[:PORT] or https://HOST[:PORT] (ws:// or wss:// for WebSocket links)
-    #[arg(
-        long,
-        short = 's',
-        env = "UPTUN_SERVER",
-        global = true,
-        value_name = "URL"
-    )]
-    pub server: Option<ServerUrl>,
-
-    /// Token the server expects (its --agent-token, or --client-token for clients)
-    #[arg(
-        long,
-        short = 't',
-        env = "UPTUN_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
-    pub token: Option<Secret>,
-
-    /// HTTP proxy to reach the server through (CONNECT), as in
-    /// http://USER:PASS@proxy.example.com:3128; `none` turns proxies off.
-    /// Without it, HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY are read
-    /// as curl reads them
-    // A `Secret`: it may hold a password, and `{:?}` of the flags shows ***.
-    #[arg(
-        long,
-        env = "UPTUN_PROXY",
-        hide_env_values = true,
-        global = true,
-        value_name = "URL"
-    )]
-    pub proxy: Option<Secret>,
-
-    /// After TERM or INT, how long open streams get to finish before they are closed, 0s to 1h
-    #[arg(long, env = "UPTUN_GRACE", global = true, default_value = "10s", value_name = "DURATION",
-          value_parser = uptun_cli::grace_in_range())]
-    pub grace: Duration,
-
-    /// For https://: also trust the CA certificates in FILE (PEM), besides
-    /// Mozilla's roots and this system's store, as in --ca /etc/uptun/ca.pem
-    #[arg(long, env = "UPTUN_CA", global = true, value_name = "FILE")]
-    pub ca: Option<PathBuf>,
-
-    /// For https://: do not check the server's certificate at all. A last
-    /// resort: anyone on the path could read the token; warns on every dial
-    #[arg(long, env = "UPTUN_INSECURE", global = true)]
-    pub insecure: bool,
-
-    /// How links travel to the server (a ws:// or wss:// server URL means websocket)
-    #[arg(
-        long = "transport",
-        env = "UPTUN_TRANSPORT",
-        global = true,
-        default_value = "auto",
-        value_name = "TRANSPORT"
-    )]
-    pub transport_mode: TransportMode,
-
-    #[command(flatten)]
-    pub link: LinkArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -348,180 +283,5 @@ impl Cli {
     }
 }
 
-impl Common {
-    /// --server and --token, or a message saying how to give them.
-    pub fn server_and_token(&self) -> Result<(ServerUrl, Secret), String> {
-        let server = self.server.clone().ok_or(
-            "--server is required (or set UPTUN_SERVER), as in --server http://tunnel.example.com",
-        )?;
-        let token = self.token.clone().ok_or(
-            "--token is required (or set UPTUN_TOKEN): the public server printed it at start",
-        )?;
-        crate::transport::Choice::new(self.transport_mode, server.scheme)?;
-        Ok((server, token))
-    }
-
-    /// The proxy links to `server` go through: `--proxy`, else the
-    /// environment (`HTTPS_PROXY`, `NO_PROXY`, … as curl reads them), or
-    /// what is wrong with the one given.
-    pub fn proxy_for(&self, server: &ServerUrl) -> Result<Option<crate::Proxy>, String> {
-        crate::choose_proxy(self.proxy.as_ref().map(Secret::expose), server, |name| {
-            std::env::var(name).ok()
-        })
-    }
-
-    /// `--ca` (read now, so a bad file is said before any dial) and
-    /// `--insecure`.
-    pub fn transport(&self) -> Result<TransportOptions, String> {
-        let mut tls = TlsOptions::default().insecure(self.insecure);
-        if let Some(path) = &self.ca {
-            tls = tls.with_ca_file(path)?;
-        }
-        Ok(TransportOptions {
-            tls,
-            mode: self.transport_mode,
-        })
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Each `local-agent …` command in the help parses as printed, and its
-    /// channels and PROXY settings agree.
-    #[test]
-    fn help_examples_parse_as_printed() {
-        let mut commands = Vec::new();
-        let mut current = String::new();
-        for line in EXAMPLES.lines().map(str::trim) {
-            if line.starts_with("local-agent") || !current.is_empty() {
-                current.push_str(line.trim_end_matches('\\'));
-                current.push(' ');
-                if !line.ends_with('\\') {
-                    commands.push(std::mem::take(&mut current));
-                }
-            }
-        }
-        assert!(commands.len() >= 4, "{commands:?}");
-        assert!(commands
-            .iter()
-            .any(|c| c.contains("--proxy-protocol web=v2")));
-        for command in commands {
-            let cli = Cli::try_parse_checked(command.split_whitespace())
-                .unwrap_or_else(|e| panic!("{command}: {e}"));
-            if cli.command.is_none() {
-                cli.check_agent()
-                    .unwrap_or_else(|e| panic!("{command}: {e}"));
-            }
-        }
-    }
-
-    fn parse(args: &[&str]) -> Result<Cli, String> {
-        let base = [
-            "local-agent",
-            "--server",
-            "http://127.0.0.1:1",
-            "--token",
-            "t",
-        ];
-        Cli::try_parse_checked(base.iter().chain(args)).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn an_agent_flag_before_a_client_subcommand_is_refused_with_the_fix() {
-        let err = parse(&["--channel", "web=127.0.0.1:3000", "forward", "2222=ssh"]).unwrap_err();
-        assert!(
-            err.contains("--channel configures the agent")
-                && err.contains("`forward` is a client")
-                && err.contains("leave --channel out"),
-            "{err}"
-        );
-        let err = parse(&["--name", "x", "--links", "2", "connect", "ssh"]).unwrap_err();
-        assert!(err.contains("--name, --links configure the agent"), "{err}");
-        // Flags every command takes may come before the subcommand.
-        let cli = parse(&["--window", "65536", "connect", "ssh"]).unwrap();
-        assert_eq!(cli.common.link.window, 65536);
-        // The agent itself still takes them, defaults do not count.
-        let cli = parse(&["--channel", "web=127.0.0.1:3000", "--links", "2"]).unwrap();
-        assert!(cli.command.is_none() && cli.check_agent().is_ok());
-        let cli = parse(&["forward", "2222=ssh"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Forward { .. })));
-    }
-
-    #[test]
-    fn session_flags_parse_and_say_what_they_take() {
-        let cli = parse(&["-c", "top=session:htop"]).unwrap();
-        assert_eq!(cli.session_restart, crate::SessionRestart::OnExit);
-        assert_eq!(cli.session_replay, 64 * 1024);
-        let cli = parse(&["--session-restart", "never", "--session-replay", "1MiB"]).unwrap();
-        assert_eq!(cli.session_restart, crate::SessionRestart::Never);
-        assert_eq!(cli.session_replay, 1 << 20);
-        assert_eq!(parse_replay("4096"), Ok(4096));
-        assert_eq!(parse_replay("0"), Ok(0));
-        for bad in ["17MiB", "-1", "64k", "KiB"] {
-            let err = parse_replay(bad).unwrap_err();
-            assert!(err.contains("as in 64KiB or 1MiB"), "{err}");
-        }
-        let err = parse(&["--session-restart", "always"]).unwrap_err();
-        assert!(err.contains("use never or on-exit"), "{err}");
-        let err = parse(&["-c", "top=session:"]).unwrap_err();
-        assert!(err.contains("session:bash"), "{err}");
-    }
-
-    #[test]
-    fn an_agent_without_channels_or_with_a_stray_proxy_setting_is_told_the_fix() {
-        let err = parse(&[]).unwrap().check_agent().unwrap_err();
-        assert!(err.contains("no --channel given"), "{err}");
-        let err = parse(&["-c", "web=127.0.0.1:1", "--proxy-protocol", "db=v1"])
-            .unwrap()
-            .check_agent()
-            .unwrap_err();
-        assert!(err.contains("add --channel db="), "{err}");
-        let err = parse(&["-c", "web=127.0.0.1:1", "--idle-timeout", "web=1m"])
-            .unwrap()
-            .check_agent()
-            .unwrap_err();
-        assert!(err.contains("only pty: and session: channels"), "{err}");
-        let err = parse(&["-c", "c=pty:sh", "--idle-timeout", "c=0s"]).unwrap_err();
-        assert!(err.contains("out of range"), "{err}");
-    }
-
-    #[test]
-    fn debug_of_flags_and_configs_hides_the_token() {
-        let cli = Cli::parse_from([
-            "local-agent",
-            "--server",
-            "http://127.0.0.1:1",
-            "--token",
-            "s3cret",
-            "--channel",
-            "web=127.0.0.1:1",
-            "--proxy",
-            "http://user:pr0xy-s3cret@proxy.example:3128",
-        ]);
-        let (server, token) = cli.common.server_and_token().unwrap();
-        let proxy: crate::Proxy = "http://user:pr0xy-s3cret@proxy.example:3128"
-            .parse()
-            .unwrap();
-        let mut agent = crate::AgentConfig::new(server.clone(), token.clone(), Vec::new());
-        agent.proxy = Some(proxy.clone());
-        let client = crate::ClientConfig {
-            server,
-            token,
-            proxy: Some(proxy),
-            transport: Default::default(),
-            mux: Default::default(),
-            grace: uptun_cli::DEFAULT_GRACE,
-        };
-        for shown in [
-            format!("{cli:?}"),
-            format!("{agent:?}"),
-            format!("{client:#?}"),
-        ] {
-            assert!(!shown.contains("s3cret"), "{shown}");
-            assert!(!shown.contains("user"), "{shown}");
-            assert!(shown.contains("***"), "{shown}");
-        }
-    }
-}
+mod tests;
