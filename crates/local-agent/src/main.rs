@@ -32,6 +32,15 @@ fn main() -> ExitCode {
         Ok(transport) => transport,
         Err(msg) => return fail(&msg, USAGE),
     };
+    let (mux, grace) = (cli.common.link.mux(), cli.common.grace);
+    let client = |server, token, proxy, transport| ClientConfig {
+        server,
+        token,
+        proxy,
+        transport,
+        mux: mux.clone(),
+        grace,
+    };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let shutdown = CancellationToken::new();
     let code = runtime.block_on(async {
@@ -74,25 +83,11 @@ fn main() -> ExitCode {
                 }
             }
             Some(Command::Forward { forwards }) => {
-                let config = ClientConfig {
-                    server,
-                    token,
-                    proxy,
-                    transport,
-                    mux: cli.common.link.mux(),
-                    grace: cli.common.grace,
-                };
+                let config = client(server, token, proxy, transport);
                 report(forward(config, forwards, shutdown).await)
             }
             Some(Command::Connect { channel }) => {
-                let config = ClientConfig {
-                    server,
-                    token,
-                    proxy,
-                    transport,
-                    mux: cli.common.link.mux(),
-                    grace: cli.common.grace,
-                };
+                let config = client(server, token, proxy, transport);
                 // Asked to stop, the session gets the grace to end by itself.
                 let grace = config.grace;
                 let grace_over = async {
@@ -109,14 +104,7 @@ fn main() -> ExitCode {
                 detach_keys,
                 read_only,
             }) => {
-                let config = ClientConfig {
-                    server,
-                    token,
-                    proxy,
-                    transport,
-                    mux: cli.common.link.mux(),
-                    grace: cli.common.grace,
-                };
+                let config = client(server, token, proxy, transport);
                 let options = AttachOptions {
                     channel,
                     detach_keys,
