@@ -11,7 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::control::ControlQueue;
-use super::stream::{Acceptance, IncomingStream, MuxStream, StreamShared};
+use super::incoming::IncomingStream;
+use super::stream::{Acceptance, MuxStream, StreamShared};
 use super::{reader, writer, Config, Role};
 use crate::error::{ProtocolError, StreamError};
 use crate::frame::{Frame, FrameType};

@@ -7,6 +7,7 @@
 mod control;
 mod flow_control;
 mod inbound;
+mod incoming;
 mod link;
 mod reader;
 mod stream;
@@ -15,8 +16,9 @@ mod writer;
 
 use std::time::Duration;
 
+pub use incoming::IncomingStream;
 pub use link::{spawn, Incoming, LinkHandle};
-pub use stream::{IncomingStream, MuxStream, StreamEvent};
+pub use stream::{MuxStream, StreamEvent};
 
 /// Which end of the link this is. The dialer (agent or client) opens streams
 /// with even ids, the acceptor (server) with odd ids, so they never collide.

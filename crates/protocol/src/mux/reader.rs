@@ -14,8 +14,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
+use super::incoming::IncomingStream;
 use super::link::LinkShared;
-use super::stream::{Acceptance, IncomingStream, MuxStream, StreamShared};
+use super::stream::{Acceptance, MuxStream, StreamShared};
 use crate::codec::FrameCodec;
 use crate::error::{ProtocolError, StreamError};
 use crate::frame::{Frame, FrameType};
