@@ -114,6 +114,24 @@ impl Sshd {
         cmd
     }
 
+    /// Runs each `ssh … echo ok` command (named by how it reaches sshd)
+    /// and asserts it printed `ok`; a failure shows ssh's stderr and
+    /// sshd's log.
+    pub async fn assert_echoes_ok(&self, ways: Vec<(&str, Command)>) {
+        for (how, mut cmd) in ways {
+            let out = tokio::task::spawn_blocking(move || run_bounded(&mut cmd, WAIT))
+                .await
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "ok\n",
+                "ssh {how}: stderr {}\nsshd log:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.log()
+            );
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
     }

@@ -69,23 +69,15 @@ async fn agent_curl_connect_and_ssh_all_over_https_through_nginx() {
         "{} connect --server {url} --token {token} --ca {ca} ssh",
         bin("local-agent").display()
     );
-    let mut ssh = sshd.ssh(&[
+    let ssh = sshd.ssh(&[
         "-o",
         &format!("ProxyCommand={proxy}"),
         &format!("{}@uptun-ssh", sshd.user),
         "echo",
         "ok",
     ]);
-    let out = tokio::task::spawn_blocking(move || run_bounded(&mut ssh, WAIT))
-        .await
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "ok\n",
-        "ssh: {}\nsshd: {}",
-        String::from_utf8_lossy(&out.stderr),
-        sshd.log()
-    );
+    sshd.assert_echoes_ok(vec![("through connect over https", ssh)])
+        .await;
 
     // The clients' links came through nginx's TLS port and were upgraded
     // there; nginx logs each once it has closed (the agent's is still open).

@@ -132,23 +132,12 @@ async fn agent_connect_curl_and_ssh_over_tls_and_plain_ssh_share_one_port() {
     };
     let port_arg = port.to_string();
     let plain = sshd.ssh(&["-p", &port_arg, &format!("{user}@127.0.0.1"), "echo", "ok"]);
-    let ways = [
+    let ways = vec![
         ("through connect", via(&connect)),
         ("inside TLS", via(&s_client)),
         ("plain", plain),
     ];
-    for (how, mut cmd) in ways {
-        let out = tokio::task::spawn_blocking(move || run_bounded(&mut cmd, WAIT))
-            .await
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "ok\n",
-            "ssh {how}: stderr {}\nsshd log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            sshd.log()
-        );
-    }
+    sshd.assert_echoes_ok(ways).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,8 +2,8 @@
 //! once with `local-agent connect` as ProxyCommand and once straight at the
 //! public port (routed by its `SSH-` banner).
 
-use uptun_e2e::procs::{bin, run_bounded, Server};
-use uptun_e2e::{sshd, WAIT};
+use uptun_e2e::procs::{bin, Server};
+use uptun_e2e::sshd;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_echo_ok_through_proxycommand_and_directly() {
@@ -34,16 +34,6 @@ async fn ssh_echo_ok_through_proxycommand_and_directly() {
         "echo",
         "ok",
     ]);
-    for (how, mut cmd) in [("ProxyCommand", proxied), ("direct", direct)] {
-        let out = tokio::task::spawn_blocking(move || run_bounded(&mut cmd, WAIT))
-            .await
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "ok\n",
-            "ssh {how}: stderr {}\nsshd log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            sshd.log()
-        );
-    }
+    sshd.assert_echoes_ok(vec![("ProxyCommand", proxied), ("direct", direct)])
+        .await;
 }

@@ -151,8 +151,12 @@ async fn shutdown_sends_a_close_the_peer_reads_as_the_end() {
     ));
 }
 
-#[tokio::test]
-async fn a_link_runs_over_websockets_with_every_byte_in_order() {
+/// A dialer's and an acceptor's end of one mux link, carried in WebSocket
+/// messages over an in-memory pipe.
+async fn ws_link_pair() -> (
+    (crate::LinkHandle, crate::Incoming),
+    (crate::LinkHandle, crate::Incoming),
+) {
     use crate::mux::{spawn, Config, Role as MuxRole};
     let (a, b) = tokio::io::duplex(64 * 1024);
     let client = WsIo::new(a, Vec::new(), Role::Client).await;
@@ -161,7 +165,7 @@ async fn a_link_runs_over_websockets_with_every_byte_in_order() {
     let window = config.window;
     let (cr, cw) = tokio::io::split(client);
     let (sr, sw) = tokio::io::split(server);
-    let (dialer, _) = spawn(
+    let dialer = spawn(
         cr,
         cw,
         BytesMut::new(),
@@ -169,8 +173,13 @@ async fn a_link_runs_over_websockets_with_every_byte_in_order() {
         config.clone(),
         window,
     );
-    let (_acceptor, mut incoming) =
-        spawn(sr, sw, BytesMut::new(), MuxRole::Acceptor, config, window);
+    let acceptor = spawn(sr, sw, BytesMut::new(), MuxRole::Acceptor, config, window);
+    (dialer, acceptor)
+}
+
+#[tokio::test]
+async fn a_link_runs_over_websockets_with_every_byte_in_order() {
+    let ((dialer, _), (_acceptor, mut incoming)) = ws_link_pair().await;
     let up = pattern(3 << 20);
     let stream = std::sync::Arc::new(dialer.open("web", "test").await.unwrap());
     let echo = tokio::spawn(async move {
@@ -204,23 +213,7 @@ async fn a_link_runs_over_websockets_with_every_byte_in_order() {
 
 #[tokio::test]
 async fn a_link_closed_on_one_side_ends_cleanly_on_the_other() {
-    use crate::mux::{spawn, Config, Role as MuxRole};
-    let (a, b) = tokio::io::duplex(64 * 1024);
-    let client = WsIo::new(a, Vec::new(), Role::Client).await;
-    let server = WsIo::new(b, Vec::new(), Role::Server).await;
-    let config = Config::default();
-    let window = config.window;
-    let (cr, cw) = tokio::io::split(client);
-    let (sr, sw) = tokio::io::split(server);
-    let (dialer, _) = spawn(
-        cr,
-        cw,
-        BytesMut::new(),
-        MuxRole::Dialer,
-        config.clone(),
-        window,
-    );
-    let (acceptor, _) = spawn(sr, sw, BytesMut::new(), MuxRole::Acceptor, config, window);
+    let ((dialer, _), (acceptor, _)) = ws_link_pair().await;
     assert!(dialer.ping().await.is_ok());
     dialer.close("the agent is shutting down");
     tokio::time::timeout(std::time::Duration::from_secs(5), acceptor.closed())

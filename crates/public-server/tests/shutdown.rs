@@ -4,6 +4,9 @@
 //! but returns at once when only idle links are left. An in-process agent
 //! serves a `tcp` channel that echoes.
 
+mod common;
+
+use common::echo;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -20,23 +23,6 @@ async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T 
     tokio::time::timeout(WAIT, fut)
         .await
         .unwrap_or_else(|_| panic!("{what} did not finish within {WAIT:?}"))
-}
-
-/// An echo server on port 0.
-async fn echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = socket.into_split();
-                if tokio::io::copy(&mut r, &mut w).await.is_ok() {
-                    let _ = w.shutdown().await;
-                }
-            });
-        }
-    });
-    addr
 }
 
 /// A server run with `shutdown`, an agent serving `tcp` by echoing, and a

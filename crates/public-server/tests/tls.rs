@@ -5,6 +5,9 @@
 //! certificate is what new connections see. Certificates come
 //! from a throwaway CA made here.
 
+mod common;
+
+use common::echo;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -91,23 +94,6 @@ async fn tls_connect(addr: SocketAddr, ca: &str) -> std::io::Result<TlsStream<Tc
     TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-}
-
-/// An echo server on port 0.
-async fn echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = socket.into_split();
-                if tokio::io::copy(&mut r, &mut w).await.is_ok() {
-                    let _ = w.shutdown().await;
-                }
-            });
-        }
-    });
-    addr
 }
 
 /// A server on port 0 with `config`; stopped when the test ends.
