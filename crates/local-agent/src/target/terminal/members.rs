@@ -76,10 +76,30 @@ mod tests {
         assert!(!in_session("garbage", 4200));
     }
 
+    /// A child that leads a session of its own is found as its member,
+    /// and is not once it is gone. (The test's own session may lead
+    /// outside this pid namespace, where `getsid` answers 0.)
     #[test]
-    fn this_process_is_in_its_own_session() {
-        let me = rustix::process::getpid();
-        let sid = rustix::process::getsid(None).unwrap();
-        assert!(session(sid).unwrap().contains(&me));
+    fn a_session_leader_is_a_member_of_its_session() {
+        // `setsid` execs `sleep` in place: the harness's child leads no
+        // group, so setsid(2) needs no fork and the pid stays the same.
+        let mut child = std::process::Command::new("setsid")
+            .args(["sleep", "30"])
+            .spawn()
+            .expect("setsid(1) from util-linux");
+        let pid = Pid::from_raw(child.id() as i32).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !session(pid).unwrap().contains(&pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never led a session"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(Members::of(pid).alive());
+        Members::of(pid).signal(Signal::KILL);
+        child.wait().unwrap();
+        assert!(!session(pid).unwrap().contains(&pid));
+        assert!(!Members::of(pid).alive());
     }
 }
