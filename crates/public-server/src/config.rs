@@ -9,6 +9,7 @@ use uptun_protocol::Secret;
 
 use crate::auth::{Grant, Tokens};
 use crate::limits::Limits;
+use crate::legacy::LegacyConfig;
 use crate::route::{default_rules, Rule};
 use crate::tls::ServerTls;
 
@@ -46,6 +47,8 @@ pub struct Config {
     /// handshake are terminated and classified inside; `None` serves plain
     /// TCP only.
     pub tls: Option<ServerTls>,
+    /// rhost's legacy protocol (`legacy.rs`): off while it has no keys.
+    pub legacy: LegacyConfig,
 }
 
 impl Config {
@@ -66,6 +69,7 @@ impl Config {
             idle_timeouts: Vec::new(),
             mux: uptun_protocol::Config::default(),
             tls: None,
+            legacy: LegacyConfig::default(),
         }
     }
 

@@ -16,6 +16,7 @@ mod exposition;
 #[doc(hidden)]
 pub mod fuzzing;
 mod idle;
+mod legacy;
 mod limits;
 mod links;
 mod meter;
@@ -44,6 +45,7 @@ pub use auth::{Channels, Grant, Tokens};
 pub use cli::{generate_token, init_logging, Cli, LogFormat};
 pub use config::{Config, LiveConfig};
 pub use config_file::ConfigError;
+pub use legacy::{LegacyConfig, LegacyPath};
 pub use limits::Limits;
 pub use pattern::Pattern;
 pub use registry::Registry;
