@@ -3,5 +3,6 @@
 //! See docs/rhost-compat.md.
 
 mod config;
+pub(crate) mod settings;
 
 pub use config::{LegacyConfig, LegacyPath};
