@@ -193,7 +193,7 @@ async fn from_legacy<R: AsyncRead + Unpin>(
 /// (and reading nothing more from the legacy peer) while there is none.
 async fn deliver(shared: &Shared, tag: u32, mut body: Bytes) -> Result<(), String> {
     while !body.is_empty() {
-        let credit = shared.table().take_credit(tag, body.len());
+        let credit = shared.table().take_credit(tag, body.len(), Instant::now());
         match credit {
             Credit::Drop => return Ok(()),
             Credit::Wait => shared.credit.notified().await,

@@ -4,7 +4,8 @@
 //! legacy tags on an agent's link (the server picks both); on a client's
 //! link each tag the client picks gets the next even id.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,8 +19,9 @@ use crate::open::encode_open;
 #[derive(Debug, Clone)]
 pub enum LegacyRole {
     /// A legacy agent: the server opens streams, each becomes `c+`. A
-    /// user's half-close is held for `linger` (or until the agent's `c-`)
-    /// before it becomes `c-`, so the reply still comes back.
+    /// user's half-close is held (so the reply still comes back) until the
+    /// agent's `c-`, or until the agent sent nothing on it for `linger`;
+    /// then it becomes `c-`.
     Agent { linger: Duration },
     /// A legacy client: each `c+` becomes an OPEN on `channel`, with
     /// `peer` as the user's address text.
@@ -42,9 +44,12 @@ struct Entry {
     /// The legacy side is done (`c-` came or went): nothing more to or
     /// from it; the mux's DATA is dropped, its credit handed back.
     legacy_closed: bool,
-    /// The mux sent FIN: held until the legacy side closes or `linger`.
+    /// The mux sent FIN: held until the legacy side closes, or until
+    /// nothing came from it for `linger`.
     native_fin: bool,
     linger_until: Option<Instant>,
+    /// When the legacy side last sent data on a held stream.
+    active_at: Option<Instant>,
 }
 
 /// What the DATA of a legacy packet may do now.
@@ -68,9 +73,9 @@ pub(super) struct Table {
     /// Client links: the client's tag to the stream id.
     tags: HashMap<u32, u32>,
     next_id: u32,
-    /// Held half-closes in deadline order (every linger is the same
-    /// length); an entry whose stream closed meanwhile is skipped.
-    held: VecDeque<(Instant, u32)>,
+    /// Held half-closes, soonest deadline first; an entry whose stream
+    /// closed meanwhile is skipped. At most one per held stream.
+    held: BinaryHeap<Reverse<(Instant, u32)>>,
 }
 
 impl Table {
@@ -82,7 +87,7 @@ impl Table {
             streams: HashMap::new(),
             tags: HashMap::new(),
             next_id: 2,
-            held: VecDeque::new(),
+            held: BinaryHeap::new(),
         }
     }
 
@@ -111,6 +116,7 @@ impl Table {
             legacy_closed: false,
             native_fin: false,
             linger_until: None,
+            active_at: None,
         }
     }
 
@@ -186,7 +192,7 @@ impl Table {
         match self.role {
             LegacyRole::Agent { linger } if entry.linger_until.is_none() => {
                 entry.linger_until = Some(now + linger);
-                self.held.push_back((now + linger, id));
+                self.held.push(Reverse((now + linger, id)));
             }
             LegacyRole::Agent { .. } => {}
             LegacyRole::Client { .. } => {
@@ -261,8 +267,9 @@ impl Table {
         Ok(())
     }
 
-    /// How much of `want` bytes of legacy data for `tag` may go now.
-    pub fn take_credit(&mut self, tag: u32, want: usize) -> Credit {
+    /// How much of `want` bytes of legacy data for `tag` may go now (data
+    /// on a held stream keeps it held: the reply is still coming).
+    pub fn take_credit(&mut self, tag: u32, want: usize, now: Instant) -> Credit {
         let Some(id) = self.id_of(tag) else {
             return Credit::Drop;
         };
@@ -273,6 +280,9 @@ impl Table {
                     return Credit::Wait;
                 }
                 entry.credit -= n;
+                if entry.native_fin {
+                    entry.active_at = Some(now);
+                }
                 Credit::Send(id, n as usize)
             }
             _ => Credit::Drop,
@@ -283,19 +293,30 @@ impl Table {
     /// the mux: the legacy side said nothing wrong). Returns the next
     /// deadline.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<Out>) -> Option<Instant> {
-        while let Some(&(due, id)) = self.held.front() {
+        while let Some(&Reverse((due, id))) = self.held.peek() {
             if due > now {
                 break;
             }
-            self.held.pop_front();
-            let Some(entry) = self.streams.get(&id) else {
+            self.held.pop();
+            let linger = match self.role {
+                LegacyRole::Agent { linger } => linger,
+                LegacyRole::Client { .. } => continue,
+            };
+            let Some(entry) = self.streams.get_mut(&id) else {
                 continue;
             };
-            if entry.linger_until == Some(due) && !entry.legacy_closed {
-                out.push(Out::Legacy(Packet::new(Event::Close, entry.tag)));
-                out.push(Out::Mux(Frame::empty(FrameType::Fin, id)));
-                self.forget(id);
+            if entry.linger_until != Some(due) || entry.legacy_closed {
+                continue;
             }
+            // Data came meanwhile: the linger counts from the last of it.
+            if let Some(again) = entry.active_at.map(|t| t + linger).filter(|t| *t > now) {
+                entry.linger_until = Some(again);
+                self.held.push(Reverse((again, id)));
+                continue;
+            }
+            out.push(Out::Legacy(Packet::new(Event::Close, entry.tag)));
+            out.push(Out::Mux(Frame::empty(FrameType::Fin, id)));
+            self.forget(id);
         }
         self.next_linger()
     }
@@ -303,11 +324,11 @@ impl Table {
     /// When the next held half-close is due, skipping those whose stream
     /// closed meanwhile.
     pub fn next_linger(&mut self) -> Option<Instant> {
-        while let Some(&(due, id)) = self.held.front() {
+        while let Some(&Reverse((due, id))) = self.held.peek() {
             match self.streams.get(&id) {
                 Some(entry) if entry.linger_until == Some(due) => return Some(due),
                 _ => {
-                    self.held.pop_front();
+                    self.held.pop();
                 }
             }
         }

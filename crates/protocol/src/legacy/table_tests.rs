@@ -67,7 +67,7 @@ fn a_half_close_is_held_until_the_agent_closes() {
     assert!(from_mux(&mut t, frame(FrameType::Fin, 1), now).is_empty());
     assert_eq!(t.next_linger(), Some(now + LINGER));
     assert_eq!(t.data_tag(1), Ok(1), "the request's reply may still come");
-    assert_eq!(t.take_credit(1, 10), Credit::Send(1, 10));
+    assert_eq!(t.take_credit(1, 10, Instant::now()), Credit::Send(1, 10));
     assert_eq!(
         from_legacy(&mut t, Event::Close, 1),
         [mux(FrameType::Fin, 1)]
@@ -97,6 +97,21 @@ fn a_held_half_close_becomes_c_minus_after_the_linger() {
 }
 
 #[test]
+fn data_from_the_agent_keeps_a_half_close_held() {
+    let mut t = agent();
+    let now = Instant::now();
+    from_mux(&mut t, frame(FrameType::Open, 1), now);
+    from_mux(&mut t, frame(FrameType::Fin, 1), now);
+    let later = now + LINGER - Duration::from_secs(1);
+    assert_eq!(t.take_credit(1, 5, later), Credit::Send(1, 5));
+    let mut out = Vec::new();
+    assert_eq!(t.expire(now + LINGER, &mut out), Some(later + LINGER));
+    assert!(out.is_empty(), "the reply was still coming");
+    assert_eq!(t.expire(later + LINGER, &mut out), None);
+    assert_eq!(out, [legacy(Event::Close, 1), mux(FrameType::Fin, 1)]);
+}
+
+#[test]
 fn resets_and_refusals_close_the_connection_once() {
     let mut t = agent();
     let now = Instant::now();
@@ -107,7 +122,7 @@ fn resets_and_refusals_close_the_connection_once() {
         [legacy(Event::Close, 1)]
     );
     assert!(from_mux(&mut t, reset, now).is_empty());
-    assert_eq!(t.take_credit(1, 5), Credit::Drop);
+    assert_eq!(t.take_credit(1, 5, Instant::now()), Credit::Drop);
     assert!(from_legacy(&mut t, Event::Close, 1).is_empty());
 }
 
@@ -116,13 +131,13 @@ fn credit_is_the_mux_window_and_windows_add_to_it() {
     let mut t = agent();
     let now = Instant::now();
     from_mux(&mut t, frame(FrameType::Open, 1), now);
-    assert_eq!(t.take_credit(1, 600), Credit::Send(1, 600));
-    assert_eq!(t.take_credit(1, 600), Credit::Send(1, 400));
-    assert_eq!(t.take_credit(1, 200), Credit::Wait);
+    assert_eq!(t.take_credit(1, 600, Instant::now()), Credit::Send(1, 600));
+    assert_eq!(t.take_credit(1, 600, Instant::now()), Credit::Send(1, 400));
+    assert_eq!(t.take_credit(1, 200, Instant::now()), Credit::Wait);
     from_mux(&mut t, Frame::window(1, 150), now);
-    assert_eq!(t.take_credit(1, 200), Credit::Send(1, 150));
+    assert_eq!(t.take_credit(1, 200, Instant::now()), Credit::Send(1, 150));
     assert_eq!(
-        t.take_credit(9, 1),
+        t.take_credit(9, 1, Instant::now()),
         Credit::Drop,
         "unknown tags are dropped"
     );
@@ -154,7 +169,7 @@ fn a_clients_connections_become_streams_with_even_ids() {
     );
     assert_eq!(out, [Out::Mux(open)]);
     from_legacy(&mut t, Event::Open, 71);
-    assert_eq!(t.take_credit(71, 10), Credit::Send(4, 10));
+    assert_eq!(t.take_credit(71, 10, Instant::now()), Credit::Send(4, 10));
     assert_eq!(t.data_tag(4), Ok(71));
     // Over max_streams (2): closed at once, no OPEN.
     assert_eq!(
