@@ -16,4 +16,4 @@ pub use bridge::spawn_legacy;
 pub(crate) use head::hides_secrets;
 pub use head::{is_legacy, LegacyPeer, LegacyRequest, LEGACY_ACCEPT};
 pub use packet::{Event, Packet, PacketCodec, PacketError, MAX_SEND_BODY, PACKET_HEADER};
-pub use table::LegacyRole;
+pub use table::{LegacyRole, VIA_LEGACY_CLIENT};

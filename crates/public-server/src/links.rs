@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::either::Either;
 use tracing::{info, warn};
 use uptun_protocol::handshake::{accept_response, LinkRequest, PeerKind, Refusal, RequestHead};
+use uptun_protocol::legacy::VIA_LEGACY_CLIENT;
 use uptun_protocol::{
     bridge_counted, spawn_link, Config, Incoming, IncomingStream, LinkHandle, Role, StreamError,
 };
@@ -182,7 +183,13 @@ pub(crate) async fn serve_client(
             stream.refuse(&why);
             continue;
         }
-        tokio::spawn(client_stream(stream, peer, state.clone()));
+        // A legacy client's streams say so in their address text: a legacy
+        // agent then takes their FIN as rhost's whole close.
+        let user = match transport.legacy {
+            true => format!("{peer}{VIA_LEGACY_CLIENT}"),
+            false => format!("{peer} via client"),
+        };
+        tokio::spawn(client_stream(stream, user, state.clone()));
     }
     // Streams that arrive while draining are refused, not left waiting.
     drop(incoming);
@@ -202,10 +209,9 @@ async fn drain(link: &LinkHandle, state: &State) {
 }
 
 /// Connects a client's stream to an agent serving its channel.
-async fn client_stream(incoming: IncomingStream, client: SocketAddr, state: Arc<State>) {
+async fn client_stream(incoming: IncomingStream, user: String, state: Arc<State>) {
     let to = Destination::plain(&incoming.channel);
     let channel = &to.channel;
-    let user = format!("{client} via client");
     // The client's terminal type, already checked when its OPEN was read,
     // goes on to the agent: only the agent's terminal targets use it.
     let term = incoming.term.as_deref();

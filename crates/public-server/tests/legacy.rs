@@ -19,10 +19,6 @@ const WAIT: Duration = Duration::from_secs(30);
 type Legacy = Framed<TcpStream, PacketCodec>;
 
 async fn server(keys: &[(&str, &str)]) -> (SocketAddr, CancellationToken) {
-    server_with(keys, Duration::from_secs(30)).await
-}
-
-async fn server_with(keys: &[(&str, &str)], linger: Duration) -> (SocketAddr, CancellationToken) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut config = Config::new("native-agent");
@@ -36,7 +32,6 @@ async fn server_with(keys: &[(&str, &str)], linger: Duration) -> (SocketAddr, Ca
             (path, Secret::from(*key))
         })
         .collect();
-    config.legacy.linger = linger;
     let stop = CancellationToken::new();
     tokio::spawn(run(listener, config, stop.clone()));
     (addr, stop)
@@ -117,9 +112,9 @@ async fn a_raw_user_reaches_the_legacy_agent_of_the_root() {
 
 #[tokio::test]
 async fn a_legacy_client_reaches_the_legacy_agent_with_its_token() {
-    // A legacy client's close is a FIN to the agent's side, held there
-    // until the agent closes or sends nothing for the linger.
-    let (addr, _stop) = server_with(&[("/ssh", "admin")], Duration::from_millis(300)).await;
+    // The default 30 s linger: a legacy client's close is whole, so it is
+    // not held as a half-close would be.
+    let (addr, _stop) = server(&[("/ssh", "admin")]).await;
     let mut agent = dial(addr, "/ssh", "tunnel/server admin s%20cret")
         .await
         .unwrap();
@@ -146,8 +141,10 @@ async fn a_legacy_client_reaches_the_legacy_agent_with_its_token() {
         (back.event, back.tag, &back.body[..]),
         (Event::Data, 77, &b"SSH-2.0-target\r\n"[..])
     );
-    // The client's close reaches the agent once the linger is over.
+    // The client's close reaches the agent at once.
     client.send(Packet::new(Event::Close, 77)).await.unwrap();
-    let closed = next(&mut agent).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), next(&mut agent))
+        .await
+        .expect("the close crosses promptly");
     assert_eq!((closed.event, closed.tag), (Event::Close, opened.tag));
 }

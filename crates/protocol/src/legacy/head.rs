@@ -13,8 +13,8 @@ use crate::Secret;
 pub const LEGACY_ACCEPT: &str =
     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n";
 
-const AGENT_PREFIX: &str = "tunnel/server ";
-const CLIENT_PREFIX: &str = "tunnel/client ";
+const AGENT_ROLE: &str = "tunnel/server";
+const CLIENT_ROLE: &str = "tunnel/client";
 
 /// Who sent a legacy request, with what it presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,45 +42,50 @@ pub fn is_legacy(head: &RequestHead) -> bool {
 
 /// A User-Agent value that carries legacy secrets, for `Debug` to hide.
 pub(crate) fn hides_secrets(value: &str) -> bool {
-    let value = value.trim_start();
-    [AGENT_PREFIX, CLIENT_PREFIX]
-        .iter()
-        .any(|p| starts_with_ignore_case(value, p.trim_end()))
+    role_and_rest(value).is_some()
 }
 
-fn starts_with_ignore_case(value: &str, prefix: &str) -> bool {
-    value
-        .get(..prefix.len())
-        .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+/// The role word and what follows it. The role is the first word, alone:
+/// rhost writes `tunnel/server KEY TOKEN` with empty secrets as
+/// `tunnel/server  ` (its default key for `/` was empty), which arrives
+/// trimmed to the bare role.
+fn role_and_rest(ua: &str) -> Option<(&'static str, &str)> {
+    let ua = ua.trim();
+    let (word, rest) = ua.split_once(' ').unwrap_or((ua, ""));
+    [AGENT_ROLE, CLIENT_ROLE]
+        .into_iter()
+        .find(|role| word.eq_ignore_ascii_case(role))
+        .map(|role| (role, rest))
 }
 
-fn legacy_user_agent(head: &RequestHead) -> Option<&str> {
-    let ua = head.header("user-agent")?.trim();
-    [AGENT_PREFIX, CLIENT_PREFIX]
-        .iter()
-        .any(|p| starts_with_ignore_case(ua, p))
-        .then_some(ua)
+fn legacy_user_agent(head: &RequestHead) -> Option<(&'static str, &str)> {
+    role_and_rest(head.header("user-agent")?)
 }
 
 impl LegacyRequest {
     /// Reads a head that [`is_legacy`] recognised. The error is a reason
     /// for the log; it never holds what the peer presented.
     pub fn from_head(head: &RequestHead) -> Result<LegacyRequest, String> {
-        let ua = legacy_user_agent(head).ok_or("not a legacy User-Agent")?;
-        let (role, rest) = ua.split_at(AGENT_PREFIX.len());
-        let words: Vec<&str> = rest.split_whitespace().collect();
-        let peer = match (role.trim().to_ascii_lowercase().as_str(), &words[..]) {
-            ("tunnel/server", [key, token]) => LegacyPeer::Agent {
-                key: decode(key, "key")?,
-                token: decode(token, "token")?,
+        let (role, rest) = legacy_user_agent(head).ok_or("not a legacy User-Agent")?;
+        // Single spaces separate the words, and an empty secret is an
+        // empty word (the key check then refuses it), not a missing one.
+        let words: Vec<&str> = match rest.is_empty() {
+            true => Vec::new(),
+            false => rest.split(' ').collect(),
+        };
+        let word = |i: usize| words.get(i).copied().unwrap_or_default();
+        let peer = match role {
+            AGENT_ROLE if words.len() <= 2 => LegacyPeer::Agent {
+                key: decode(word(0), "key")?,
+                token: decode(word(1), "token")?,
             },
-            ("tunnel/server", _) => {
+            AGENT_ROLE => {
                 return Err(
                     "a legacy agent's User-Agent must be \"tunnel/server KEY TOKEN\"".into(),
                 )
             }
-            (_, [token]) => LegacyPeer::Client {
-                token: decode(token, "token")?,
+            _ if words.len() <= 1 => LegacyPeer::Client {
+                token: decode(word(0), "token")?,
             },
             _ => return Err("a legacy client's User-Agent must be \"tunnel/client TOKEN\"".into()),
         };
@@ -132,6 +137,27 @@ mod tests {
     }
 
     #[test]
+    fn rhosts_empty_secrets_are_read_as_empty_not_as_a_user() {
+        let bare = head("HEAD", "tunnel/server  ");
+        assert!(
+            is_legacy(&bare),
+            "the trimmed default must not become a web user"
+        );
+        let req = LegacyRequest::from_head(&bare).unwrap();
+        let empty = LegacyPeer::Agent {
+            key: "".into(),
+            token: "".into(),
+        };
+        assert_eq!(req.peer, empty);
+        let req = LegacyRequest::from_head(&head("HEAD", "tunnel/server  tok")).unwrap();
+        assert!(
+            matches!(req.peer, LegacyPeer::Agent { key, token } if key.is_empty() && token.expose() == "tok")
+        );
+        let req = LegacyRequest::from_head(&head("HEAD", "tunnel/client")).unwrap();
+        assert_eq!(req.peer, LegacyPeer::Client { token: "".into() });
+    }
+
+    #[test]
     fn only_a_head_with_the_upgrade_and_the_user_agent_is_legacy() {
         assert!(is_legacy(&head("HEAD", "tunnel/server k t")));
         assert!(is_legacy(&head("HEAD", "Tunnel/Client t")));
@@ -146,9 +172,8 @@ mod tests {
     #[test]
     fn malformed_requests_say_what_to_send_and_never_echo_a_secret() {
         for ua in [
-            "tunnel/server onlykey",
+            "tunnel/server onlykey x y",
             "tunnel/server a b c",
-            "tunnel/client",
             "tunnel/client a b",
             "tunnel/client %FF%FE",
         ] {

@@ -13,7 +13,14 @@ use tokio::time::Instant;
 
 use super::packet::{Event, Packet};
 use crate::frame::{Frame, FrameType};
-use crate::open::encode_open;
+use crate::open::{decode_open, encode_open};
+
+/// Ends the address text of a stream a legacy client opened, in the OPEN
+/// the server sends on to an agent. A legacy client closes whole (its `c-`
+/// is a FIN to the mux); on a legacy agent's link such a FIN is `c-` at
+/// once, as rhost forwards it, not a half-close to hold. Only the server
+/// writes address texts, so no peer can claim it.
+pub const VIA_LEGACY_CLIENT: &str = " via legacy client";
 
 /// Which side of the server the legacy peer is on.
 #[derive(Debug, Clone)]
@@ -50,6 +57,9 @@ struct Entry {
     linger_until: Option<Instant>,
     /// When the legacy side last sent data on a held stream.
     active_at: Option<Instant>,
+    /// The stream came from a legacy client, whose close is whole: its
+    /// FIN is `c-` at once, as rhost forwards it.
+    whole_close: bool,
 }
 
 /// What the DATA of a legacy packet may do now.
@@ -117,6 +127,7 @@ impl Table {
             native_fin: false,
             linger_until: None,
             active_at: None,
+            whole_close: false,
         }
     }
 
@@ -130,7 +141,7 @@ impl Table {
     ) -> Result<(), String> {
         let id = frame.stream;
         match frame.kind {
-            FrameType::Open => self.mux_opened(id, out),
+            FrameType::Open => self.mux_opened(id, &frame.payload, out),
             // The stream is over for the mux: the connection closes.
             FrameType::Refuse | FrameType::Reset => {
                 if let Some(entry) = self.streams.get(&id) {
@@ -159,12 +170,17 @@ impl Table {
         Ok(())
     }
 
-    fn mux_opened(&mut self, id: u32, out: &mut Vec<Out>) {
+    fn mux_opened(&mut self, id: u32, payload: &[u8], out: &mut Vec<Out>) {
         match self.role {
             // A legacy agent dials on `c+` and never answers, so the
             // stream is accepted here at once.
             LegacyRole::Agent { .. } => {
-                let entry = self.entry(id);
+                let whole_close =
+                    decode_open(payload).is_ok_and(|open| open.peer.ends_with(VIA_LEGACY_CLIENT));
+                let entry = Entry {
+                    whole_close,
+                    ..self.entry(id)
+                };
                 self.streams.insert(id, entry);
                 out.push(Out::Legacy(Packet::new(Event::Open, id)));
                 out.push(Out::Mux(Frame::empty(FrameType::Accept, id)));
@@ -190,12 +206,12 @@ impl Table {
             return self.forget(id);
         }
         match self.role {
-            LegacyRole::Agent { linger } if entry.linger_until.is_none() => {
+            LegacyRole::Agent { linger } if !entry.whole_close && entry.linger_until.is_none() => {
                 entry.linger_until = Some(now + linger);
                 self.held.push(Reverse((now + linger, id)));
             }
-            LegacyRole::Agent { .. } => {}
-            LegacyRole::Client { .. } => {
+            LegacyRole::Agent { .. } if !entry.whole_close => {}
+            LegacyRole::Agent { .. } | LegacyRole::Client { .. } => {
                 out.push(Out::Legacy(Packet::new(Event::Close, entry.tag)));
                 out.push(Out::Mux(Frame::empty(FrameType::Fin, id)));
                 self.forget(id);

@@ -81,6 +81,17 @@ fn a_half_close_is_held_until_the_agent_closes() {
 }
 
 #[test]
+fn a_legacy_clients_close_is_forwarded_at_once() {
+    let mut t = agent();
+    let now = Instant::now();
+    let from_client = encode_open("ssh", &format!("192.0.2.7:9{VIA_LEGACY_CLIENT}"), None);
+    from_mux(&mut t, Frame::new(FrameType::Open, 1, from_client), now);
+    let out = from_mux(&mut t, frame(FrameType::Fin, 1), now);
+    assert_eq!(out, [legacy(Event::Close, 1), mux(FrameType::Fin, 1)]);
+    assert_eq!(t.len(), 0);
+}
+
+#[test]
 fn a_held_half_close_becomes_c_minus_after_the_linger() {
     let mut t = agent();
     let now = Instant::now();
