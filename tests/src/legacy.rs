@@ -227,3 +227,33 @@ impl LegacyClient {
         }
     }
 }
+
+/// Sends `data` to `addr` while reading as many bytes back (an echo behind
+/// it), then closes; returns what came back. No half-close: through a
+/// legacy client that would close both ways.
+pub async fn round_trip(addr: SocketAddr, data: Vec<u8>) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut r, mut w) = socket.into_split();
+    let mut back = vec![0u8; data.len()];
+    let writer = tokio::spawn(async move { w.write_all(&data).await.map(|_| w) });
+    let read = r.read_exact(&mut back).await;
+    read.unwrap_or_else(|e| panic!("the echo through {addr} ended early: {e}"));
+    drop(writer.await.unwrap().unwrap());
+    back
+}
+
+/// Sends `data`, half-closes, and returns everything read until EOF.
+pub async fn half_closed_exchange(addr: SocketAddr, data: Vec<u8>) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut r, mut w) = socket.into_split();
+    let writer = tokio::spawn(async move {
+        w.write_all(&data).await.unwrap();
+        w.shutdown().await.unwrap();
+    });
+    let mut got = Vec::new();
+    r.read_to_end(&mut got).await.unwrap();
+    writer.await.unwrap();
+    got
+}

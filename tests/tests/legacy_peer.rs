@@ -182,7 +182,11 @@ async fn the_agent_upgrades_dials_on_open_relays_and_closes_as_described() {
     let mut rest = Vec::new();
     let _ = bounded("the peer's close", fake.socket.read_to_end(&mut rest)).await;
     uptun_e2e::wait_for("the garbage message", uptun_e2e::WAIT, || {
-        std::future::ready(peer.log().contains("below the 12-byte header").then_some(()))
+        std::future::ready(
+            peer.log()
+                .contains("below the 12-byte header")
+                .then_some(()),
+        )
     })
     .await;
 }
@@ -195,8 +199,17 @@ async fn the_client_numbers_local_connections_and_turns_their_end_into_a_close()
     let (tunnel, addr) = fake_tunnel().await;
     let tunnel_addr = addr.to_string();
     let args = [
-        "client", "--tunnel", &tunnel_addr, "--channel", "/", "--token", "tok", "--listen",
-        "127.0.0.1:0", "--send-ping", "50",
+        "client",
+        "--tunnel",
+        &tunnel_addr,
+        "--channel",
+        "/",
+        "--token",
+        "tok",
+        "--listen",
+        "127.0.0.1:0",
+        "--send-ping",
+        "50",
     ];
     let mut peer = LegacyPeer::spawn(&args);
     let (mut fake, head) = Fake::accept(&tunnel).await;
