@@ -9,7 +9,7 @@ use uptun_e2e::data::{pattern, sha256_hex};
 use uptun_e2e::legacy::{
     agent_args, half_closed_exchange, have_node, round_trip, LegacyAgent, LegacyClient, LegacyPeer,
 };
-use uptun_e2e::procs::{connect_with_stdin, have, run_bounded, skip, Server};
+use uptun_e2e::procs::{connect_with_stdin, have, http_get, run_bounded, skip, Server};
 use uptun_e2e::{bounded, targets, tempdir_path, WAIT};
 
 /// `len` bytes from `seed` that the server's sniffing takes for a raw user
@@ -21,7 +21,7 @@ fn raw_data(seed: u64, len: usize) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn http_users_reach_a_legacy_agents_root() {
+async fn http_users_and_a_legacy_client_reach_a_legacy_agents_root() {
     if !have_node() {
         return;
     }
@@ -44,6 +44,16 @@ async fn http_users_reach_a_legacy_agents_root() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(sha256_hex(&out.stdout), sha256_hex(&pattern(7, len)));
+
+    // A legacy client on `/` opens on `web`: it reaches the same agent,
+    // whose packets now carry the client link's set rather than 0.
+    let client = LegacyClient::start(server.addr, "/", "root-token").await;
+    let get = http_get(client.addr, "/bytes/65536/8");
+    let (status, body) = bounded("GET through a legacy client", get).await.unwrap();
+    assert_eq!(
+        (status, sha256_hex(&body)),
+        (200, sha256_hex(&pattern(8, 65536)))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
