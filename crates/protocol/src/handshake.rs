@@ -67,7 +67,10 @@ impl std::fmt::Debug for RequestHead {
             .headers
             .iter()
             .map(|(n, v)| {
-                let secret = n.eq_ignore_ascii_case("authorization");
+                // rhost's legacy peers put their key and token in the
+                // User-Agent (legacy/head.rs).
+                let secret = n.eq_ignore_ascii_case("authorization")
+                    || (n.eq_ignore_ascii_case("user-agent") && crate::legacy::hides_secrets(v));
                 (n.as_str(), if secret { "***" } else { v.as_str() })
             })
             .collect();

@@ -10,6 +10,7 @@ mod codec;
 mod error;
 mod frame;
 pub mod handshake;
+pub mod legacy;
 mod mux;
 mod open;
 mod relay;

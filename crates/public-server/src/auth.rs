@@ -145,7 +145,7 @@ impl Tokens {
     /// The channels `presented` covers for this kind of peer, or `None` if no
     /// token matches. Every token is compared (`Secret::matches`, constant
     /// time), with no early exit, so timing does not tell which one matched.
-    fn scope(&self, kind: PeerKind, presented: &str) -> Option<Channels> {
+    pub(crate) fn scope(&self, kind: PeerKind, presented: &str) -> Option<Channels> {
         self.of(kind)
             .iter()
             .filter(|grant| grant.token.matches(presented))

@@ -25,6 +25,8 @@ pub enum Visitor {
         head: RequestHead,
         buf: BytesMut,
     },
+    /// rhost's legacy agent or client (`legacy.rs`).
+    Legacy { head: RequestHead, buf: BytesMut },
     /// A request for a built-in endpoint (`/_uptun/health`).
     Endpoint { head: RequestHead },
     /// Any other HTTP request, routed to a channel.
@@ -131,6 +133,9 @@ pub(crate) async fn decide_from<R: AsyncRead + Unpin>(
     };
     if let Some(kind) = head.link_kind() {
         return Ok(Visitor::Link { kind, head, buf });
+    }
+    if uptun_protocol::legacy::is_legacy(&head) {
+        return Ok(Visitor::Legacy { head, buf });
     }
     if is_endpoint(&head, &config.endpoint_prefix) {
         return Ok(Visitor::Endpoint { head });

@@ -44,7 +44,11 @@ Examples:
   # agents with w3b may serve only web and dev-…; clients with 0ps may open only ssh
   public-server --agent-token s3cret --agent-token 'w3b:web,dev-*' --client-token '0ps:ssh'
   # The same in the environment: ';' between tokens
-  UPTUN_AGENT_TOKEN='s3cret;w3b:web,dev-*' UPTUN_CLIENT_TOKEN='0ps:ssh' public-server";
+  UPTUN_AGENT_TOKEN='s3cret;w3b:web,dev-*' UPTUN_CLIENT_TOKEN='0ps:ssh' public-server
+
+rhost (extra-tunnel) agents and clients: KEYS_<NAME>=KEY sets the key of legacy channel
+/<name> (KEYS_SSH=… for /ssh, KEYS_=… for /); without one they are refused. Also [legacy]
+in the config file; see docs/rhost-compat.md.";
 
 /// uptun public server: one port for agents, clients, web and TCP users.
 ///

@@ -8,8 +8,8 @@ use arc_swap::ArcSwap;
 use uptun_protocol::Secret;
 
 use crate::auth::{Grant, Tokens};
-use crate::limits::Limits;
 use crate::legacy::LegacyConfig;
+use crate::limits::Limits;
 use crate::route::{default_rules, Rule};
 use crate::tls::ServerTls;
 

@@ -2,8 +2,9 @@
 //! and errors that name the file, the line and what is wrong. Values keep
 //! their place in the file (`Spanned`) until they are checked, so a bad
 //! regex or duration points at its own line. Turning the `[[route]]` tables
-//! into rules is `config_routes.rs`; layering flags over the file is in
-//! `cli.rs`.
+//! into rules is `config_routes.rs`, the `[legacy]` table (rhost
+//! compatibility) is `config_legacy.rs`; layering flags over the file is in
+//! `settings.rs`.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -19,6 +20,8 @@ use uptun_protocol::handshake::{MAX_WINDOW, MIN_WINDOW};
 use uptun_protocol::{valid_channel_name, Secret};
 
 use crate::auth::{Channels, Grant};
+use crate::config_legacy::LegacyTable;
+use crate::legacy::settings::FileLegacy;
 use crate::route::Rule;
 use crate::timeouts;
 
@@ -58,6 +61,7 @@ pub struct FileConfig {
     pub acme_cache: Option<String>,
     pub acme_contacts: Option<Vec<Spanned<String>>>,
     pub acme_ca: Option<String>,
+    pub legacy: Option<LegacyTable>,
     #[serde(default)]
     pub route: Vec<Spanned<RouteTable>>,
 }
@@ -194,6 +198,8 @@ pub struct FileValues {
     pub acme_cache: Option<PathBuf>,
     pub acme_contacts: Option<Vec<String>>,
     pub acme_ca: Option<PathBuf>,
+    /// `[legacy]`; empty when the file has none.
+    pub legacy: FileLegacy,
 }
 
 /// Reads, parses and checks the file at `path`.
@@ -300,6 +306,10 @@ fn values(
         acme_cache: beside(source.path, &file.acme_cache),
         acme_contacts: list(&file.acme_contacts, source, |c| crate::cli::acme_contact(c))?,
         acme_ca: beside(source.path, &file.acme_ca),
+        legacy: match &file.legacy {
+            Some(table) => crate::config_legacy::check(table, source)?,
+            None => FileLegacy::default(),
+        },
     })
 }
 

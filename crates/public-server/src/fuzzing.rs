@@ -16,6 +16,8 @@ pub enum Decision {
     Link {
         agent: bool,
         head_len: usize,
+        /// rhost's legacy request rather than a native one.
+        legacy: bool,
     },
     Endpoint,
     Web {
@@ -64,6 +66,17 @@ fn tell(visitor: Visitor) -> (Decision, Bytes) {
             Decision::Link {
                 agent: kind == uptun_protocol::handshake::PeerKind::Agent,
                 head_len: head.len,
+                legacy: false,
+            },
+            buf.freeze(),
+        ),
+        Visitor::Legacy { head, buf } => (
+            Decision::Link {
+                agent: head
+                    .header("user-agent")
+                    .is_some_and(|ua| ua.trim().to_ascii_lowercase().starts_with("tunnel/server")),
+                head_len: head.len,
+                legacy: true,
             },
             buf.freeze(),
         ),

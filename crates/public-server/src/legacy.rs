@@ -3,5 +3,10 @@
 //! See docs/rhost-compat.md.
 
 mod config;
+mod owners;
+mod serve;
+pub(crate) mod settings;
 
 pub use config::{LegacyConfig, LegacyPath};
+pub(crate) use owners::Owners;
+pub(crate) use serve::serve;

@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod config;
 mod config_file;
+mod config_legacy;
 mod config_routes;
 mod endpoints;
 mod exposition;

@@ -61,6 +61,7 @@ pub(crate) async fn serve(
     let transport = LinkTransport {
         websocket: head.is_websocket(),
         tls: matches!(socket, Either::Right(_)),
+        legacy: false,
     };
     let started = match head.is_websocket() {
         true => crate::ws_link::start(socket, &head, buf, mux, req.window).await,
@@ -76,7 +77,7 @@ pub(crate) async fn serve(
     state.metrics.link_up(kind);
     let name = req.name.clone().unwrap_or_else(|| peer.to_string());
     match kind {
-        PeerKind::Agent => serve_agent(link, req, (name, peer, transport), &state).await,
+        PeerKind::Agent => serve_agent(link, req.channels, (name, peer, transport), &state).await,
         PeerKind::Client => {
             let who = (name, peer, transport);
             serve_client(link, incoming, who, scope, state).await
@@ -133,11 +134,11 @@ async fn refuse(
 }
 
 /// Who is at the other end of a link: its name, address and transport.
-type Peer = (String, SocketAddr, LinkTransport);
+pub(crate) type Peer = (String, SocketAddr, LinkTransport);
 
-async fn serve_agent(link: LinkHandle, req: LinkRequest, who: Peer, state: &State) {
+/// Lists an agent link's channels in the registry while it lives.
+pub(crate) async fn serve_agent(link: LinkHandle, channels: Vec<String>, who: Peer, state: &State) {
     let (name, peer, transport) = who;
-    let channels = req.channels.clone();
     let id = state.registry.add(
         AgentInfo {
             name: name.clone(),
@@ -158,7 +159,7 @@ async fn serve_agent(link: LinkHandle, req: LinkRequest, who: Peer, state: &Stat
     info!(agent = %name, %reason, "agent link down");
 }
 
-async fn serve_client(
+pub(crate) async fn serve_client(
     link: LinkHandle,
     mut incoming: Incoming,
     who: Peer,

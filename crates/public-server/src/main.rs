@@ -84,6 +84,10 @@ async fn serve(settings: Settings, mut resolved: Resolved) -> anyhow::Result<()>
     if resolved.config.tokens.clients.is_empty() {
         tracing::info!("no --client-token: clients (forward, connect) are refused");
     }
+    if resolved.config.legacy.enabled() {
+        let paths = resolved.config.legacy.paths();
+        tracing::info!("rhost legacy links on for {paths}");
+    }
     let live = LiveConfig::new(resolved.config);
     let shutdown = Shutdown::new();
     let reloading = Reloading {
@@ -160,6 +164,13 @@ fn reload(settings: &Settings, live: &LiveConfig, generated: Option<&Grant>) {
     }
     resolved.config.tls = reload_tls(old.tls.as_ref(), &resolved.tls);
     let routes = resolved.config.routes.len();
+    let legacy = resolved.config.legacy.paths();
+    if legacy != old.legacy.paths() {
+        match legacy.is_empty() {
+            true => tracing::info!("HUP: rhost legacy links now off"),
+            false => tracing::info!("HUP: rhost legacy links now on for {legacy}"),
+        }
+    }
     live.replace(resolved.config);
     if let Some(path) = path {
         tracing::info!(file = %path.display(), routes, "HUP: config reloaded");

@@ -133,7 +133,7 @@ impl Metrics {
     /// classified (and routed) again.
     pub fn classified(&self, visitor: &Visitor) {
         let outcome = match visitor {
-            Visitor::Link { .. } => 0,
+            Visitor::Link { .. } | Visitor::Legacy { .. } => 0,
             Visitor::Endpoint { .. } => 1,
             Visitor::Web { to, .. } => {
                 self.routed(&to.channel);

@@ -32,14 +32,18 @@ pub struct AgentInfo {
 pub struct LinkTransport {
     pub websocket: bool,
     pub tls: bool,
+    /// rhost's legacy packets (docs/rhost-compat.md), not native frames.
+    pub legacy: bool,
 }
 
 impl LinkTransport {
-    /// `tcp` or `websocket`, as the agent's `link up` line says it.
+    /// `tcp` or `websocket`, as the agent's `link up` line says it, or
+    /// `rhost` for a legacy link.
     pub fn form(self) -> &'static str {
-        match self.websocket {
-            true => "websocket",
-            false => "tcp",
+        match (self.legacy, self.websocket) {
+            (true, _) => "rhost",
+            (false, true) => "websocket",
+            (false, false) => "tcp",
         }
     }
 }

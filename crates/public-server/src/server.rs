@@ -23,7 +23,7 @@ use crate::socket::{Socket, SocketExt};
 use crate::state::State;
 use crate::tls::{self, Opened};
 use crate::users::UserKind;
-use crate::{endpoints, links, silent, users};
+use crate::{endpoints, legacy, links, silent, users};
 
 /// Serves `listener` until `shutdown` asks it to stop (a [`Shutdown`], or a
 /// `CancellationToken` that acts as `stop(DEFAULT_GRACE)`); then closes the
@@ -180,6 +180,12 @@ pub(crate) async fn serve(
             // a span per connection costs ~340 bytes while it lasts.
             let span = info_span!("conn", %peer);
             Box::pin(links::serve(socket, peer, kind, head, buf, state))
+                .instrument(span)
+                .await
+        }
+        Visitor::Legacy { head, buf } => {
+            let span = info_span!("conn", %peer);
+            Box::pin(legacy::serve(socket, peer, head, buf, state))
                 .instrument(span)
                 .await
         }

@@ -3,6 +3,7 @@
 //! Kept apart from the flag definitions (`cli.rs`) and the file's format
 //! (`config_file.rs`); `HUP` runs the same layering again.
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use crate::acme::AcmeSettings;
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::config_file::{self, ConfigError, FileValues};
+use crate::legacy::settings::{self as legacy, EnvKeys};
 use crate::limits::Limits;
 use crate::route::default_rules;
 use crate::tls::TlsSettings;
@@ -74,14 +76,26 @@ impl Settings {
         self.cli.config.as_deref()
     }
 
-    /// Reads the config file (if any) and layers the flags over it. The
-    /// agent tokens stay empty when neither names one.
+    /// Reads the config file (if any) and the process's `KEYS_*` variables
+    /// and layers the flags over them. The agent tokens stay empty when
+    /// neither names one.
     pub fn resolve(&self) -> Result<Resolved, ConfigError> {
+        self.resolve_with_env(std::env::vars_os())
+    }
+
+    /// [`Settings::resolve`] with `env` in place of the process's
+    /// environment for the legacy keys (`KEYS_SSH=…`); flags read their own
+    /// variables as clap parsed them.
+    pub fn resolve_with_env<I>(&self, env: I) -> Result<Resolved, ConfigError>
+    where
+        I: IntoIterator<Item = (OsString, OsString)>,
+    {
+        let legacy_env = legacy::keys_from_env(env)?;
         let file = match self.config_path() {
             Some(path) => config_file::load(path)?,
             None => FileValues::default(),
         };
-        self.layer(file)
+        self.layer(file, legacy_env)
     }
 
     /// Whether `id`'s value came from the command line or the environment.
@@ -100,7 +114,7 @@ impl Settings {
         }
     }
 
-    fn layer(&self, mut file: FileValues) -> Result<Resolved, ConfigError> {
+    fn layer(&self, mut file: FileValues, legacy_env: EnvKeys) -> Result<Resolved, ConfigError> {
         let tls = self.tls(&mut file)?;
         let cli = &self.cli;
         let mut config = Config::new(uptun_protocol::Secret::default());
@@ -108,14 +122,16 @@ impl Settings {
         config.tokens.clients = self.pick("client_token", &cli.client_token, file.client_tokens);
         config.admin_token = self.pick("admin_token", &cli.admin_token, file.admin_token.map(Some));
         let file_routes = file.routes.as_ref().map(Vec::len);
+        let [http, ssh, tcp] = [
+            self.pick("http_channel", &cli.http_channel, file.http_channel),
+            self.pick("ssh_channel", &cli.ssh_channel, file.ssh_channel),
+            self.pick("tcp_channel", &cli.tcp_channel, file.tcp_channel),
+        ];
         config.routes = match file.routes {
             Some(routes) => routes,
-            None => default_rules(
-                &self.pick("http_channel", &cli.http_channel, file.http_channel),
-                &self.pick("ssh_channel", &cli.ssh_channel, file.ssh_channel),
-                &self.pick("tcp_channel", &cli.tcp_channel, file.tcp_channel),
-            ),
+            None => default_rules(&http, &ssh, &tcp),
         };
+        config.legacy = legacy::layer(legacy_env, file.legacy, [&http, &ssh, &tcp]);
         let prefix = self.pick(
             "endpoint_prefix",
             &cli.endpoint_prefix,

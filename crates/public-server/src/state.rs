@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clients::Clients;
 use crate::config::{Config, LiveConfig};
+use crate::legacy::Owners;
 use crate::limits::{Admission, LinkCounts};
 use crate::metrics::Metrics;
 use crate::penalty::Penalties;
@@ -35,6 +36,8 @@ pub(crate) struct State {
     pub metrics: Metrics,
     /// Client links that are up, for the status endpoint.
     pub clients: Clients,
+    /// Which legacy agent holds each legacy channel (legacy/owners.rs).
+    pub legacy_owners: Owners,
 }
 
 impl State {
@@ -50,6 +53,7 @@ impl State {
             cut: CancellationToken::new(),
             metrics: Metrics::default(),
             clients: Clients::default(),
+            legacy_owners: Owners::default(),
         }
     }
 

@@ -28,6 +28,12 @@ pub fn idle(text: &str) -> Result<Duration, String> {
     duration_in(S(1), S(24 * 3600))(text)
 }
 
+/// How long a user's half-close is held on a legacy agent's stream before
+/// it becomes `c-`: 0s (at once, as rhost did) to 10m.
+pub fn linger(text: &str) -> Result<Duration, String> {
+    duration_in(S(0), S(600))(text)
+}
+
 /// How long open streams get after `TERM`: 0s (close at once) to 1h.
 pub fn grace(text: &str) -> Result<Duration, String> {
     uptun_cli::grace_in_range()(text)

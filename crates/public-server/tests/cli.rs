@@ -27,6 +27,8 @@ fn help_shows_examples_and_every_flag() {
         "--tcp-channel",
         "UPTUN_AGENT_TOKEN",
         "PORT",
+        "KEYS_<NAME>=KEY",
+        "docs/rhost-compat.md",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
@@ -175,4 +177,121 @@ fn a_certificate_that_does_not_load_is_one_clear_line() {
         err.contains("no certificate in the certificate file"),
         "{err}"
     );
+}
+
+/// A bad `KEYS_*` variable stops the server before it binds, exit 2, with
+/// the variable named and its value never shown.
+#[test]
+fn a_bad_legacy_key_variable_exits_2_naming_it() {
+    for (name, value, needle) in [
+        ("KEYS_SSH", "", "KEYS_SSH is empty, which would let anyone"),
+        (
+            "KEYS_bad/name",
+            "v4lue-s3cret",
+            "KEYS_bad/name does not name a legacy channel",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_public-server"))
+            .args(["--listen", "127.0.0.1:0", "--agent-token", "t"])
+            .env(name, value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(needle), "{name}: {err}");
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}
+
+/// The server says which legacy channels it serves (paths, never keys) at
+/// start, and again when `HUP` changes them: the keys come from the file
+/// and the environment each time the settings are read.
+#[test]
+fn legacy_channels_are_logged_at_start_and_after_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("uptun.toml");
+    let write = |keys: &str| {
+        let text = format!(
+            "listen = \"127.0.0.1:0\"\nagent_tokens = [\"t\"]\n[legacy]\nkeys = {{ {keys} }}\n"
+        );
+        std::fs::write(&file, text).unwrap();
+    };
+    write("\"/\" = \"file-s3cret\"");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_public-server"))
+        .args(["--config", file.to_str().unwrap()])
+        .env("KEYS_SSH", "env-s3cret")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Log::of(child.stderr.take().unwrap());
+    log.wait_for("rhost legacy links on for /, /ssh");
+    write("\"/\" = \"file-s3cret\", \"/git\" = \"git-s3cret\"");
+    hup(&child);
+    log.wait_for("HUP: rhost legacy links now on for /, /git, /ssh");
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nagent_tokens = [\"t\"]\n").unwrap();
+    hup(&child);
+    // The environment's key stays when the file drops its own.
+    log.wait_for("HUP: rhost legacy links now on for /ssh");
+    let _ = child.kill();
+    let _ = child.wait();
+    let all = log.rest();
+    assert!(!all.contains("s3cret"), "{all}");
+}
+
+fn hup(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    let status = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(status.success());
+}
+
+/// A child's stderr, read by a thread, so a wait can give up.
+struct Log {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: std::cell::RefCell<String>,
+}
+
+impl Log {
+    fn of(stderr: std::process::ChildStderr) -> Log {
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Log {
+            lines,
+            seen: Default::default(),
+        }
+    }
+
+    /// Waits up to 10 s for a line holding `needle`.
+    fn wait_for(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.borrow_mut().push_str(&(line + "\n"));
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?} in:\n{}", self.seen.borrow()),
+            }
+        }
+    }
+
+    /// Everything read so far and whatever is left once the child is gone.
+    fn rest(&self) -> String {
+        let timeout = std::time::Duration::from_secs(10);
+        while let Ok(line) = self.lines.recv_timeout(timeout) {
+            self.seen.borrow_mut().push_str(&(line + "\n"));
+        }
+        self.seen.borrow().clone()
+    }
 }

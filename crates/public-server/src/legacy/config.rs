@@ -38,7 +38,8 @@ pub struct LegacyConfig {
     /// client on `/` opens streams on the first.
     pub root_channels: Vec<String>,
     /// How long a user's half-close is held on a legacy agent's stream
-    /// before it becomes `c-` (the legacy protocol closes both ways).
+    /// after the agent last sent on it, before it becomes `c-` (the legacy
+    /// protocol closes both ways); the agent's own `c-` ends it sooner.
     pub linger: Duration,
 }
 
