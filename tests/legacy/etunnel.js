@@ -127,19 +127,17 @@ function refuse(tunnel, answer) {
   process.exit(1);
 }
 
-// Pauses the socket whenever more than `rate` bytes per second have been
-// read since the start; the kernel's buffers then fill and TCP pushes back.
+// Paces reading to `rate` bytes per second: after each chunk the socket is
+// paused for as long as that chunk takes at the rate (idle time earns no
+// burst), so the kernel's buffers fill and TCP pushes back.
 function rateLimiter(socket, rate) {
   if (!rate) return () => {};
-  const started = Date.now();
-  let total = 0;
+  let next = 0; // when reading may go on
   return (n) => {
-    total += n;
-    const wait = started + (total * 1000) / rate - Date.now();
-    if (wait > 0) {
-      socket.pause();
-      setTimeout(() => socket.resume(), wait);
-    }
+    const now = Date.now();
+    next = Math.max(next, now) + (n * 1000) / rate;
+    socket.pause();
+    setTimeout(() => socket.resume(), next - now);
   };
 }
 

@@ -62,10 +62,15 @@ async fn raw_users_and_native_clients_that_half_close_get_the_whole_echo() {
         return;
     }
     let echo = targets::echo().await;
-    let server = Server::start_env(&[("KEYS_", "rootkey")], &[]).await;
+    // A user's half-close reaches the legacy agent as `c-` (which closes
+    // both ways) only once the agent has sent nothing for the linger: the
+    // echo gets back whole, and the user's EOF follows the linger.
+    let dir = tempdir_path();
+    let config = dir.path().join("uptun.toml");
+    let table = "[legacy]\nkeys = { \"/\" = \"rootkey\" }\nlinger = \"1s\"\n";
+    std::fs::write(&config, table).unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]).await;
     let _agent = LegacyAgent::start(server.addr, "/", "rootkey", "root-token", echo).await;
-    // The half-close reaches the legacy agent as `c-` only once the echo is
-    // back (the server holds it until the agent closes or a linger passes).
     let data = raw_data(1, 3 << 20);
 
     // A raw user on the public port: the default routes send it to `tcp`,
@@ -132,6 +137,9 @@ async fn a_legacy_client_reaches_ssh_with_its_agents_token_and_pings_are_answere
     stranger.refused().await;
 }
 
+/// How soon a close must cross: far below the default linger (30 s).
+const PROMPTLY: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn closes_propagate_both_ways() {
     if !have_node() {
@@ -159,9 +167,13 @@ async fn closes_propagate_both_ways() {
             .unwrap();
         (user, far)
     };
+    // Promptly: well inside the 30 s linger a half-close may be held for,
+    // since a legacy `c-` is a whole close, never a half-close.
     let eof = |mut socket: TcpStream, what: &'static str| async move {
         let mut rest = Vec::new();
-        let read = bounded(what, socket.read_to_end(&mut rest)).await;
+        let read = tokio::time::timeout(PROMPTLY, socket.read_to_end(&mut rest))
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within {PROMPTLY:?}"));
         assert!(
             read.is_ok() && rest.is_empty(),
             "{what}: {read:?}, {rest:?}"
@@ -186,14 +198,21 @@ async fn a_wrong_key_is_refused_and_the_owner_keeps_its_channel() {
     let server = Server::start_env(&[("KEYS_SSH", "admin")], &[]).await;
     let _owner = LegacyAgent::start(server.addr, "/ssh", "admin", "owners-token", echo).await;
 
-    let spawn = |key: &str, token: &str| {
-        let args = agent_args(server.addr, "/ssh", key, token, echo);
+    let spawn = |channel: &str, key: &str, token: &str| {
+        let args = agent_args(server.addr, channel, key, token, echo);
         LegacyPeer::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
-    spawn("wrong-key-4a1f", "thief-token-9c2e").refused().await;
-    server.proc.wait_log("legacy").await;
+    spawn("/ssh", "wrong-key-4a1f", "thief-token-9c2e")
+        .refused()
+        .await;
+    server.proc.wait_log("refused legacy link").await;
     // The right key does not take a channel that has an agent.
-    spawn("admin", "second-token-77b0").refused().await;
+    spawn("/ssh", "admin", "second-token-77b0").refused().await;
+    server.proc.wait_log_count("refused legacy link", 2).await;
+    // rhost's default: `/` with an empty key and token. No key is set for
+    // `/`, so this agent must not capture the users `/` stands for.
+    spawn("/", "", "").refused().await;
+    server.proc.wait_log_count("refused legacy link", 3).await;
 
     let client = LegacyClient::start(server.addr, "/ssh", "owners-token").await;
     let data = pattern(3, 256 << 10);
@@ -226,10 +245,11 @@ async fn without_keys_legacy_links_are_refused() {
     }
     let echo = targets::echo().await;
     let server = Server::start(&[]).await;
-    let args = agent_args(server.addr, "/", "", "", echo);
+    let args = agent_args(server.addr, "/", "any-key", "any-token", echo);
     LegacyPeer::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
         .refused()
         .await;
+    server.proc.wait_log("legacy (rhost) links are off").await;
     let tunnel = server.addr.to_string();
     LegacyPeer::spawn(&[
         "client",
@@ -238,7 +258,7 @@ async fn without_keys_legacy_links_are_refused() {
         "--channel",
         "/",
         "--token",
-        "",
+        "t",
     ])
     .refused()
     .await;

@@ -153,7 +153,7 @@ async fn a_bulk_upload_to_a_slow_legacy_agent_keeps_the_server_bounded() {
     // The user was held back near what the agent read, and the server
     // buffered little of the difference.
     assert!(
-        most_ahead < 32 * MIB as i64,
+        most_ahead < 16 * MIB as i64,
         "the user got {} MiB ahead of the agent",
         most_ahead / MIB as i64
     );
