@@ -6,6 +6,7 @@ pub mod data;
 pub mod deploy;
 pub mod hostile;
 pub mod inproc;
+pub mod legacy;
 pub mod nginx;
 pub mod pebble;
 pub mod pki;

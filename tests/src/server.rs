@@ -36,6 +36,20 @@ impl Server {
     /// Like `start_on`, with `RUST_LOG` for the server and for every agent
     /// and client started through it.
     pub async fn start_logged(listen: &str, rust_log: &str, extra: &[&str]) -> Server {
+        Self::start_env_logged(listen, rust_log, &[], extra).await
+    }
+
+    /// Like `start`, with environment variables for the server (`KEYS_SSH=…`).
+    pub async fn start_env(env: &[(&str, &str)], extra: &[&str]) -> Server {
+        Self::start_env_logged("127.0.0.1:0", "info", env, extra).await
+    }
+
+    async fn start_env_logged(
+        listen: &str,
+        rust_log: &str,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Server {
         let id = std::process::id();
         let token = format!("test-token-{id}");
         let client_token = format!("test-client-token-{id}");
@@ -44,7 +58,10 @@ impl Server {
         args.extend(["--client-token", &client_token]);
         args.extend(["--admin-token", &admin_token]);
         args.extend_from_slice(extra);
-        let (proc, addr) = spawn_server(&args, rust_log).await;
+        let mut all_env = vec![("RUST_LOG", rust_log)];
+        all_env.extend_from_slice(env);
+        let proc = Proc::spawn_env("public-server", &args, &all_env);
+        let addr = listening_addr(&proc).await;
         Server {
             proc,
             addr,
