@@ -242,18 +242,3 @@ pub async fn round_trip(addr: SocketAddr, data: Vec<u8>) -> Vec<u8> {
     drop(writer.await.unwrap().unwrap());
     back
 }
-
-/// Sends `data`, half-closes, and returns everything read until EOF.
-pub async fn half_closed_exchange(addr: SocketAddr, data: Vec<u8>) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut r, mut w) = socket.into_split();
-    let writer = tokio::spawn(async move {
-        w.write_all(&data).await.unwrap();
-        w.shutdown().await.unwrap();
-    });
-    let mut got = Vec::new();
-    r.read_to_end(&mut got).await.unwrap();
-    writer.await.unwrap();
-    got
-}

@@ -6,11 +6,9 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use uptun_e2e::data::{pattern, sha256_hex};
-use uptun_e2e::legacy::{
-    agent_args, half_closed_exchange, have_node, round_trip, LegacyAgent, LegacyClient, LegacyPeer,
-};
+use uptun_e2e::legacy::{agent_args, have_node, round_trip, LegacyAgent, LegacyClient, LegacyPeer};
 use uptun_e2e::procs::{connect_with_stdin, have, http_get, run_bounded, skip, Server};
-use uptun_e2e::{bounded, targets, tempdir_path, WAIT};
+use uptun_e2e::{bounded, half_closed_exchange, targets, tempdir_path, WAIT};
 
 /// `len` bytes from `seed` that the server's sniffing takes for a raw user
 /// (not an HTTP method, not `SSH-`).

@@ -7,21 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use uptun_e2e::data::{pattern, sha256_hex};
 use uptun_e2e::procs::{connect_with_stdin, http_get, Server};
-use uptun_e2e::{bounded, targets, wait_for, WAIT};
-
-/// Sends `data`, half-closes, and returns everything read until EOF.
-async fn exchange(addr: std::net::SocketAddr, data: Vec<u8>) -> Vec<u8> {
-    let socket = TcpStream::connect(addr).await.unwrap();
-    let (mut r, mut w) = socket.into_split();
-    let writer = tokio::spawn(async move {
-        w.write_all(&data).await.unwrap();
-        w.shutdown().await.unwrap();
-    });
-    let mut got = Vec::new();
-    r.read_to_end(&mut got).await.unwrap();
-    writer.await.unwrap();
-    got
-}
+use uptun_e2e::{bounded, half_closed_exchange, targets, wait_for, WAIT};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sixty_four_streams_of_eight_mib_echo_intact() {
@@ -40,7 +26,7 @@ async fn echo_streams_intact(addr: std::net::SocketAddr, count: u64, size: usize
                 let mut data = pattern(seed + i, size);
                 data[0] = 0; // not an HTTP method nor SSH-: a raw user
                 let want = sha256_hex(&data);
-                let got = exchange(addr, data).await;
+                let got = half_closed_exchange(addr, data).await;
                 assert_eq!(got.len(), size, "stream {i} length");
                 assert_eq!(sha256_hex(&got), want, "stream {i} checksum");
             })
@@ -64,7 +50,11 @@ async fn half_closed_users_get_the_whole_reply() {
     let want = format!("{} {}\n", data.len(), sha256_hex(&data));
 
     // Directly on the public port.
-    let got = bounded("raw half-close", exchange(server.addr, data.clone())).await;
+    let got = bounded(
+        "raw half-close",
+        half_closed_exchange(server.addr, data.clone()),
+    )
+    .await;
     assert_eq!(String::from_utf8_lossy(&got), want);
 
     // Through `local-agent forward`: a client link, bridged to the agent.
@@ -76,7 +66,11 @@ async fn half_closed_users_get_the_whole_reply() {
     let forward = server.client("forward", &[&format!("127.0.0.1:{port}=tcp")]);
     forward.wait_log("forwarding").await;
     let local = format!("127.0.0.1:{port}").parse().unwrap();
-    let got = bounded("forward half-close", exchange(local, data.clone())).await;
+    let got = bounded(
+        "forward half-close",
+        half_closed_exchange(local, data.clone()),
+    )
+    .await;
     assert_eq!(String::from_utf8_lossy(&got), want);
 
     // Through `local-agent connect`: stdin EOF is the half-close.
