@@ -174,3 +174,52 @@ write("link", "unknown-stream", link_seed(frame(DATA, 8, b"late"), frame(FIN, 10
 write("link", "peer-silent-after-open", link_seed(PEER_OPEN, keep_open=True))
 write("link", "slow-frames", cut(PEER_OPEN + frame(DATA, 2, b"abc") + frame(FIN, 2),
                                 [5, 20, 4], [0, 100, 250], keep_open=True))
+
+# rhost's legacy protocol (docs/rhost-compat.md; issue 12 spells it out):
+# packets are `size u16 BE (the whole packet) | event, 2 ASCII bytes | set
+# u32 BE | tag u32 BE | body`, after rhost's HEAD with its User-Agent.
+def packet(event, tag, body=b"", set_=0, size=None):
+    size = 12 + len(body) if size is None else size
+    return struct.pack(">H2sII", size, event, set_, tag) + body
+
+
+PACKETS = {
+    "open": packet(b"c+", 1),
+    "data": packet(b"d+", 1, b"GET / HTTP/1.0\r\n\r\n"),
+    "close": packet(b"c-", 1),
+    "ping": packet(b"pi", 0),
+    "pong": packet(b"po", 0),
+    "client-set": packet(b"d+", 77, b"SSH-2.0-x\r\n", set_=3),
+}
+LEGACY_ALL = b"".join(PACKETS.values())
+for name, wire in PACKETS.items():
+    write("legacy", name, one_read(wire))
+write("legacy", "all", one_read(LEGACY_ALL))
+write("legacy", "all-byte-by-byte", cut(LEGACY_ALL, [1] * 127))
+write("legacy", "all-odd-reads", cut(LEGACY_ALL, [3, 7, 11, 13, 17, 19]))
+# Our largest body, and one byte over it (rhost never sends that; we take it).
+write("legacy", "body-32k", one_read(packet(b"d+", 5, bytes(i % 251 for i in range(32768)))))
+write("legacy", "body-over-32k", cut(packet(b"d+", 5, b"o" * 32769), [127] * 8))
+write("legacy", "largest-claimed", one_read(packet(b"d+", 1, b"x" * 100, size=0xFFFF)))
+write("legacy", "too-short", one_read(packet(b"d+", 1, size=5)))
+write("legacy", "unknown-event", one_read(packet(b"\x1b[", 1)))
+write("legacy", "truncated-header", one_read(PACKETS["data"][:7]))
+write("legacy", "truncated-body", one_read(PACKETS["data"][:-3]))
+
+LEGACY_AGENT = (
+    b"HEAD /ssh HTTP/1.1\r\nHost: tunnel.example.com\r\nOrigin: http://tunnel.example.com\r\n"
+    b"Upgrade: tcp\r\nConnection: Upgrade\r\nUser-Agent: tunnel/server ad%20min not-a-real%2Ftoken\r\n\r\n"
+)
+LEGACY_CLIENT = (
+    b"HEAD / HTTP/1.1\r\nHost: t\r\nOrigin: http://t\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n"
+    b"User-Agent: tunnel/client not-a-real-token\r\n\r\n"
+)
+write("legacy", "agent-head-then-packets", one_read(LEGACY_AGENT + PACKETS["pong"] + PACKETS["data"]))
+write("legacy", "client-head-then-packets", one_read(LEGACY_CLIENT + PACKETS["open"] + PACKETS["data"]))
+write("legacy", "agent-head-one-word", one_read(LEGACY_AGENT.replace(b" not-a-real%2Ftoken", b"")))
+write("legacy", "client-head-bad-utf8", one_read(LEGACY_CLIENT.replace(b"not-a-real-token", b"%FF%FE")))
+write("legacy", "get-with-legacy-agent", one_read(LEGACY_AGENT.replace(b"HEAD", b"GET")))
+# The User-Agent alone: the target also reads the input as one.
+write("legacy", "ua-agent", one_read(b"tunnel/server k%20ey t%25ok"))
+write("legacy", "ua-client", one_read(b"Tunnel/Client tok"))
+write("legacy", "ua-three-words", one_read(b"tunnel/server a b c"))
