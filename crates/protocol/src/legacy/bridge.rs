@@ -50,6 +50,9 @@ struct Shared {
     heard_ms: AtomicU64,
     /// Whether it ever answered our `pi`: only then is silence death.
     answers_pings: AtomicBool,
+    /// The reading half waits for a user's credit and reads nothing: the
+    /// peer's silence then is ours, not its.
+    parked: AtomicBool,
 }
 
 impl Shared {
@@ -99,6 +102,7 @@ where
         started: Instant::now(),
         heard_ms: AtomicU64::new(0),
         answers_pings: AtomicBool::new(false),
+        parked: AtomicBool::new(false),
     });
     let (link, incoming) = crate::spawn_link(
         mux_read,
@@ -196,7 +200,13 @@ async fn deliver(shared: &Shared, tag: u32, mut body: Bytes) -> Result<(), Strin
         let credit = shared.table().take_credit(tag, body.len(), Instant::now());
         match credit {
             Credit::Drop => return Ok(()),
-            Credit::Wait => shared.credit.notified().await,
+            Credit::Wait => {
+                shared.parked.store(true, Ordering::Relaxed);
+                shared.credit.notified().await;
+                shared.parked.store(false, Ordering::Relaxed);
+                // What the peer sent meanwhile is unread, not missing.
+                shared.heard();
+            }
             Credit::Send(id, n) => shared.to_mux(data_frame(id, body.split_to(n))).await?,
         }
     }
@@ -242,7 +252,9 @@ async fn to_legacy_peer<W: AsyncWrite + Unpin>(
                 shared.credit.notify_one();
             }
             _ = ping.tick() => {
-                if shared.answers_pings.load(Ordering::Relaxed) && shared.silent_for() >= idle {
+                let judged = shared.answers_pings.load(Ordering::Relaxed)
+                    && !shared.parked.load(Ordering::Relaxed);
+                if judged && shared.silent_for() >= idle {
                     return format!("the legacy peer sent nothing for {:.1} s: link is dead", idle.as_secs_f64());
                 }
                 out.push(Out::Legacy(Packet::new(Event::Ping, 0)));

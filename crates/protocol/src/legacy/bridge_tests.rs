@@ -211,3 +211,56 @@ async fn silence_is_death_only_for_a_peer_that_answered_a_ping() {
     assert!(reason.contains("sent nothing for 30.0 s"), "{reason}");
     assert!(!quiet_link.is_closed(), "{:?}", quiet_link.close_reason());
 }
+
+/// While one user's window is full the translator reads nothing, so the
+/// peer's answers wait unread: that silence is not the peer's death.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_user_does_not_make_a_ponging_peer_look_dead() {
+    let (link, _incoming, mut peer) = agent();
+    let ping = peer.next().await.unwrap().unwrap();
+    assert_eq!(ping.event, Event::Ping);
+    peer.send(Packet::new(Event::Pong, 0)).await.unwrap();
+    let stream = link.open("web", "u").await.unwrap();
+    next(&mut peer).await; // c+
+                           // More than the 64 KiB window: the rest waits for the user.
+    let body = Bytes::from(vec![3u8; 100 * 1024]);
+    peer.send(Packet::data(stream.id(), body.slice(..32 * 1024)))
+        .await
+        .unwrap();
+    peer.send(Packet::data(stream.id(), body.slice(32 * 1024..64 * 1024)))
+        .await
+        .unwrap();
+    peer.send(Packet::data(stream.id(), body.slice(64 * 1024..)))
+        .await
+        .unwrap();
+    let (mut read, mut write) = tokio::io::split(peer.into_inner());
+    // The peer answers every ping it would see; none is read meanwhile.
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let mut wire = BytesMut::new();
+            tokio_util::codec::Encoder::encode(
+                &mut PacketCodec,
+                Packet::new(Event::Pong, 0),
+                &mut wire,
+            )
+            .unwrap();
+            if tokio::io::AsyncWriteExt::write_all(&mut write, &wire)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut sink = [0u8; 4096];
+        while tokio::io::AsyncReadExt::read(&mut read, &mut sink)
+            .await
+            .is_ok_and(|n| n > 0)
+        {}
+    });
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    assert!(!link.is_closed(), "{:?}", link.close_reason());
+    assert_eq!(read_all_within(&stream, body.len()).await, body.len());
+}

@@ -22,25 +22,33 @@ use crate::registry::LinkTransport;
 use crate::socket::{Socket, SocketExt};
 use crate::state::State;
 
-/// Why a legacy request was refused, for the log; `penalised` when it
-/// presented a wrong secret, which counts against its address.
+/// Why a legacy request was refused, for the log, and the HTTP status a
+/// native request would have had, for the metrics (rhost gets no answer).
+/// A wrong secret (401) counts against the address.
 struct Refused {
     reason: String,
-    penalised: bool,
+    status: u16,
 }
 
 impl Refused {
     fn new(reason: impl Into<String>) -> Refused {
         Refused {
             reason: reason.into(),
-            penalised: false,
+            status: 403,
         }
     }
 
     fn wrong_secret(reason: impl Into<String>) -> Refused {
         Refused {
             reason: reason.into(),
-            penalised: true,
+            status: 401,
+        }
+    }
+
+    fn too_many(reason: impl Into<String>) -> Refused {
+        Refused {
+            reason: reason.into(),
+            status: 429,
         }
     }
 }
@@ -151,7 +159,12 @@ async fn serve_client(
     state: Arc<State>,
 ) {
     let peer = who.1;
-    let channel = legacy.channels(&path).swap_remove(0);
+    // `root_channels` is never empty from the settings; a library caller
+    // may still leave it so.
+    let Some(channel) = legacy.channels(&path).into_iter().next() else {
+        let why = "legacy channel / stands for no channels: root_channels is empty";
+        return refuse(socket, peer, Refused::new(why), &state).await;
+    };
     // The token its legacy agent set, or a native client token that may
     // open the channel (a legacy client reaching a native agent).
     let scope = match state.legacy_owners.admits(&path, token.expose()) {
@@ -170,7 +183,7 @@ async fn serve_client(
     };
     let _slot = match state.link_counts.take(&token, false) {
         Ok(slot) => slot,
-        Err(why) => return refuse(socket, peer, Refused::new(why), &state).await,
+        Err(why) => return refuse(socket, peer, Refused::too_many(why), &state).await,
     };
     let role = LegacyRole::Client {
         channel,
@@ -205,8 +218,8 @@ async fn start(
 /// the address and waits out its penalty first (penalty.rs).
 async fn refuse(socket: Socket, peer: SocketAddr, refused: Refused, state: &State) {
     let reason = &refused.reason;
-    if refused.penalised {
-        state.metrics.handshake_failed(401);
+    state.metrics.handshake_failed(refused.status);
+    if refused.status == 401 {
         let (failures, delay) = state.penalties.fail(peer.ip());
         let delay_ms = delay.as_millis() as u64;
         warn!(%reason, failures, delay_ms, "refused legacy link");
@@ -215,7 +228,6 @@ async fn refuse(socket: Socket, peer: SocketAddr, refused: Refused, state: &Stat
             _ = state.shutdown.cancelled() => {}
         }
     } else {
-        state.metrics.handshake_failed(403);
         warn!(%reason, "refused legacy link");
     }
     drop(socket);
