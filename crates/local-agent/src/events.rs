@@ -207,3 +207,66 @@ impl fmt::Debug for Events {
         f.debug_struct("Events").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_told_what_it_lost_and_goes_on() {
+        let (tx, rx) = broadcast::channel(CAPACITY);
+        let mut events = Events::new(rx);
+        for i in 0..CAPACITY + 10 {
+            let message = i.to_string();
+            tx.send(Event::Error {
+                channel: None,
+                message,
+            })
+            .unwrap();
+        }
+        assert!(matches!(
+            events.next().await,
+            Some(Event::Lagged { missed: 10 })
+        ));
+        // The oldest kept is the eleventh sent.
+        match events.next().await {
+            Some(Event::Error { message, .. }) => assert_eq!(message, "10"),
+            other => panic!("{other:?}"),
+        }
+        drop(tx);
+        let mut left = 0;
+        while events.next().await.is_some() {
+            left += 1;
+        }
+        assert_eq!(left, CAPACITY - 1);
+    }
+
+    #[test]
+    fn each_event_is_one_line_named_first() {
+        let ready = Event::Ready {
+            link: LinkInfo {
+                index: 1,
+                transport: "websocket".into(),
+            },
+            channels: vec!["web".into(), "ssh".into()],
+        };
+        assert_eq!(
+            ready.to_string(),
+            "ready link=1 transport=websocket channels=web,ssh"
+        );
+        let closed = Event::Closed {
+            reason: CloseReason::Failed(AgentError::Config("no channel".into())),
+        };
+        assert_eq!(closed.to_string(), "closed reason=failed: no channel");
+        let retry = Event::Reconnecting {
+            link: 0,
+            attempt: 2,
+            next_delay: Duration::from_millis(1500),
+            cause: "link lost: \"x\"".into(),
+        };
+        assert_eq!(
+            retry.to_string(),
+            r#"reconnecting link=0 attempt=2 delay=1.5s cause="link lost: \"x\"""#
+        );
+    }
+}

@@ -16,20 +16,28 @@ use crate::transport::{Proxy, TransportOptions};
 /// the server, the token and the channels has the default the
 /// `local-agent` binary has.
 ///
-/// ```no_run
-/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-/// use std::time::Duration;
-/// use local_agent::{Agent, RetryPolicy};
+/// An agent that cannot reach its server gives up once its
+/// [`RetryPolicy`] says so:
 ///
-/// let agent = Agent::builder()
-///     .server("https://tunnel.example.com".parse()?)
+/// ```
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use local_agent::{Agent, AgentError, RetryPolicy};
+///
+/// // A port nobody listens on any more: every dial fails.
+/// let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+/// let retry = RetryPolicy::new(Duration::from_millis(10), Duration::from_millis(100));
+/// let mut agent = Agent::builder()
+///     .server(format!("http://{closed}").parse()?)
 ///     .token("s3cret")
 ///     .channel("web", "127.0.0.1:3000".parse()?)
 ///     .channel("ssh", "10.0.0.5:22".parse()?)
 ///     .name("build-box")
-///     .retry(RetryPolicy::new(Duration::from_secs(1), Duration::from_secs(60)))
+///     .retry(retry.max_attempts(3))
 ///     .start()?;
-/// # agent.shutdown().await?;
+/// let err = agent.wait().await.unwrap_err();
+/// assert!(matches!(err, AgentError::GaveUp { attempts: 3, .. }), "{err}");
 /// # Ok(())
 /// # }
 /// ```

@@ -13,6 +13,32 @@ use crate::report::Reporter;
 
 /// A running agent. Dropping it stops the agent as
 /// [`shutdown`](AgentHandle::shutdown) would, without waiting.
+///
+/// A part of the program that comes late reads the state instead of the
+/// events it missed:
+///
+/// ```
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}", listener.local_addr()?);
+/// # let config = public_server::Config::new("s3cret");
+/// # tokio::spawn(public_server::run(listener, config, public_server::Shutdown::new()));
+/// use local_agent::{Agent, State};
+///
+/// let agent = Agent::builder()
+///     .server(url.parse()?)
+///     .token("s3cret")
+///     .channel("web", "127.0.0.1:3000".parse()?)
+///     .start()?;
+/// let mut state = agent.watch_state();
+/// state.wait_for(|s| matches!(s, State::Ready { .. })).await?;
+/// assert!(matches!(agent.state(), State::Ready { up: 1, links: 1 }));
+/// agent.shutdown().await?;
+/// assert!(state.borrow().is_closed());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct AgentHandle {
     stop: CancellationToken,
