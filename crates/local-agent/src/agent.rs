@@ -23,6 +23,7 @@ mod handle;
 mod link;
 mod stream;
 
+pub(crate) use builder::placeholder;
 pub use builder::AgentBuilder;
 pub use config::{AgentConfig, AgentError};
 pub use handle::AgentHandle;

@@ -5,6 +5,7 @@
 //! never read back from the logs.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -30,8 +31,12 @@ pub enum Event {
     #[non_exhaustive]
     Ready {
         link: LinkInfo,
-        /// The channels this link serves, in the order given.
+        /// The channels this link serves (an agent) or carries connections
+        /// to (a forward), in the order given.
         channels: Vec<String>,
+        /// A forward's local listeners, with the ports bound (a port 0
+        /// asked for becomes the one the system chose); none for an agent.
+        listening: Vec<Listener>,
     },
     /// Link number `link` is down (lost, or never came up) and is dialed
     /// again after `next_delay`; `attempt` counts the retries since it was
@@ -70,6 +75,14 @@ pub struct LinkInfo {
     pub transport: String,
 }
 
+/// A local port a forward listens on, and the channel it carries to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Listener {
+    pub addr: SocketAddr,
+    pub channel: String,
+}
+
 /// Why an agent stopped.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -88,7 +101,9 @@ pub enum CloseReason {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum State {
-    /// Dialing; no link has been up yet.
+    /// No link is up and none is waiting to be retried: dialing for the
+    /// first time, or (a forward) a lost link that the next connection
+    /// dials again.
     Connecting,
     /// `up` of the agent's `links` links are up.
     Ready { up: usize, links: usize },
@@ -116,13 +131,23 @@ impl State {
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::Ready { link, channels } => write!(
-                f,
-                "ready link={} transport={} channels={}",
-                link.index,
-                link.transport,
-                channels.join(",")
-            ),
+            Event::Ready {
+                link,
+                channels,
+                listening,
+            } => {
+                write!(
+                    f,
+                    "ready link={} transport={} channels={}",
+                    link.index,
+                    link.transport,
+                    channels.join(",")
+                )?;
+                for listener in listening {
+                    write!(f, " listen={}={}", listener.addr, listener.channel)?;
+                }
+                Ok(())
+            }
             Event::Reconnecting {
                 link,
                 attempt,
@@ -164,6 +189,8 @@ type Next = (Result<Event, RecvError>, broadcast::Receiver<Event>);
 /// has not read, and is told how many by an [`Event::Lagged`].
 pub struct Events {
     next: ReusableBoxFuture<'static, Next>,
+    /// `Closed` was read: the end, though the sender may live on.
+    ended: bool,
 }
 
 async fn receive(mut rx: broadcast::Receiver<Event>) -> Next {
@@ -174,6 +201,7 @@ impl Events {
     pub(crate) fn new(rx: broadcast::Receiver<Event>) -> Events {
         Events {
             next: ReusableBoxFuture::new(receive(rx)),
+            ended: false,
         }
     }
 
@@ -184,12 +212,21 @@ impl Events {
     }
 
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
         let (result, rx) = std::task::ready!(self.next.poll(cx));
         self.next.set(receive(rx));
         Poll::Ready(match result {
-            Ok(event) => Some(event),
+            Ok(event) => {
+                self.ended = matches!(event, Event::Closed { .. });
+                Some(event)
+            }
             Err(RecvError::Lagged(missed)) => Some(Event::Lagged { missed }),
-            Err(RecvError::Closed) => None,
+            Err(RecvError::Closed) => {
+                self.ended = true;
+                None
+            }
         })
     }
 }
@@ -249,10 +286,26 @@ mod tests {
                 transport: "websocket".into(),
             },
             channels: vec!["web".into(), "ssh".into()],
+            listening: Vec::new(),
         };
         assert_eq!(
             ready.to_string(),
             "ready link=1 transport=websocket channels=web,ssh"
+        );
+        let forwarding = Event::Ready {
+            link: LinkInfo {
+                index: 0,
+                transport: "tcp".into(),
+            },
+            channels: vec!["ssh".into()],
+            listening: vec![Listener {
+                addr: "127.0.0.1:2222".parse().unwrap(),
+                channel: "ssh".into(),
+            }],
+        };
+        assert_eq!(
+            forwarding.to_string(),
+            "ready link=0 transport=tcp channels=ssh listen=127.0.0.1:2222=ssh"
         );
         let closed = Event::Closed {
             reason: CloseReason::Failed(AgentError::Config("no channel".into())),

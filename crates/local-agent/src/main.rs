@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use cli::{Cli, Command};
 use local_agent::{
-    attach, connect, forward, AgentBuilder, AgentError, AttachOptions, ClientConfig, DialError,
-    Ending,
+    attach, connect, AgentBuilder, AgentError, AttachOptions, ClientConfig, DialError, Ending,
+    Forward, ForwardBuilder, ForwardError,
 };
 use tokio_util::sync::CancellationToken;
 use uptun_cli::init_logging;
@@ -74,7 +74,8 @@ fn main() -> ExitCode {
             }
             Some(Command::Forward { forwards }) => {
                 let config = client(server, token, proxy, transport);
-                report(forward(config, forwards, shutdown).await)
+                let forward = Forward::builder().client(config).specs(forwards);
+                run_forward(forward, shutdown).await
             }
             Some(Command::Connect { channel }) => {
                 let config = client(server, token, proxy, transport);
@@ -124,6 +125,23 @@ async fn run_agent(agent: AgentBuilder, shutdown: CancellationToken) -> ExitCode
         // Retrying gave up: a person may not need to change anything.
         Err(err @ AgentError::GaveUp { .. }) => fail(&err.to_string(), 1),
         Err(err) => fail(&err.to_string(), USAGE),
+    }
+}
+
+/// Runs the forward until `shutdown` (a signal), then drains it; fails at
+/// once when the server or a port is not to be had.
+async fn run_forward(forward: ForwardBuilder, shutdown: CancellationToken) -> ExitCode {
+    match forward.start().await {
+        Ok(forward) => {
+            shutdown.cancelled().await;
+            forward.shutdown().await;
+            ExitCode::SUCCESS
+        }
+        Err(ForwardError::Dial(err)) => {
+            fail(&err.to_string(), if err.is_fatal() { USAGE } else { 1 })
+        }
+        Err(err @ ForwardError::Config(_)) => fail(&err.to_string(), USAGE),
+        Err(err) => fail(&err.to_string(), 1),
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
-use crate::events::{CloseReason, Event, LinkInfo, State, CAPACITY};
+use crate::events::{CloseReason, Event, LinkInfo, Listener, State, CAPACITY};
 
 /// Where one link stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,8 @@ struct Links {
 #[derive(Debug)]
 pub(crate) struct Reporter {
     events: broadcast::Sender<Event>,
+    /// Subscribed at the start, for the first subscriber: it misses nothing.
+    first: Mutex<Option<broadcast::Receiver<Event>>>,
     state: watch::Sender<State>,
     links: Mutex<Links>,
 }
@@ -37,8 +39,10 @@ pub(crate) struct Reporter {
 impl Reporter {
     /// A reporter for an agent of `links` links, all dialing.
     pub fn new(links: usize) -> Reporter {
+        let (events, first) = broadcast::channel(CAPACITY);
         Reporter {
-            events: broadcast::channel(CAPACITY).0,
+            events,
+            first: Mutex::new(Some(first)),
             state: watch::channel(State::Connecting).0,
             links: Mutex::new(Links {
                 phases: vec![Phase::Dialing; links],
@@ -48,19 +52,36 @@ impl Reporter {
         }
     }
 
+    /// The events from the start for the first caller; from now on for
+    /// the others.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        first.take().unwrap_or_else(|| self.events.subscribe())
     }
 
     pub fn watch(&self) -> watch::Receiver<State> {
         self.state.subscribe()
     }
 
-    /// Link `index` is up and about to serve `channels`.
-    pub fn up(&self, index: usize, transport: String, channels: &[String]) {
-        let link = LinkInfo { index, transport };
-        let channels = channels.to_vec();
-        self.change(index, Phase::Up, None, Event::Ready { link, channels });
+    /// Link `index` is up and about to serve `channels` (or, for a
+    /// forward, to carry connections from `listening` to them).
+    pub fn up(&self, index: usize, transport: String, channels: &[String], listening: &[Listener]) {
+        let event = Event::Ready {
+            link: LinkInfo { index, transport },
+            channels: channels.to_vec(),
+            listening: listening.to_vec(),
+        };
+        self.change(index, Phase::Up, None, event);
+    }
+
+    /// Link `index` is down and nothing dials it again until it is needed
+    /// (a forward's next connection): an error event saying `why`.
+    pub fn down(&self, index: usize, why: String) {
+        let event = Event::Error {
+            channel: None,
+            message: why,
+        };
+        self.change(index, Phase::Down, None, event);
     }
 
     /// Link `index` is down and dialed again after `next_delay`.
@@ -146,9 +167,9 @@ mod tests {
         let mut rx = reporter.subscribe();
         let state = reporter.watch();
         assert!(matches!(*state.borrow(), State::Connecting));
-        reporter.up(0, "tcp".into(), &["web".into()]);
+        reporter.up(0, "tcp".into(), &["web".into()], &[]);
         assert!(matches!(*state.borrow(), State::Ready { up: 1, links: 2 }));
-        reporter.up(1, "tcp".into(), &["web".into()]);
+        reporter.up(1, "tcp".into(), &["web".into()], &[]);
         reporter.retrying(0, 1, Duration::from_secs(1), "link lost".into());
         // One link is still up: still ready.
         assert!(matches!(*state.borrow(), State::Ready { up: 1, links: 2 }));

@@ -283,6 +283,8 @@ async fn a_refused_token_closes_the_agent_with_the_reason() {
         } => assert_eq!(refusal.status, 401),
         other => panic!("{other}"),
     }
+    // The events end with `Closed`, though the handle is still held.
+    assert!(bounded("the end", events.next()).await.is_none());
     let err = bounded("wait", agent.wait()).await.unwrap_err();
     assert!(
         err.to_string().contains("refused this agent (401)"),

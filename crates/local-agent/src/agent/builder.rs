@@ -192,6 +192,6 @@ impl AgentBuilder {
 }
 
 /// Stands for the server until one is given; `config` never lets it out.
-fn placeholder() -> ServerUrl {
+pub(crate) fn placeholder() -> ServerUrl {
     "http://server.invalid".parse().expect("a valid URL")
 }

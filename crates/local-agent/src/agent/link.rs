@@ -47,7 +47,7 @@ impl Link {
                     info!(server = %config.server, transport = %opened.upgrade, channels = %names.join(","), "link up: serving channels");
                     // Before the first stream is taken from the link.
                     let transport = opened.upgrade.to_string();
-                    self.reporter.up(self.index, transport, &names);
+                    self.reporter.up(self.index, transport, &names, &[]);
                     let reason = self.serve(opened, &shutdown).await;
                     if shutdown.is_cancelled() {
                         break;
