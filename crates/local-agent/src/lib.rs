@@ -1,12 +1,13 @@
-//! The uptun agent and client, as a library. The agent keeps a link to the
-//! public server and serves named channels by dialing their targets; the
-//! client side opens streams to channels, from a local port (`forward`),
-//! stdin/stdout (`connect`, for ssh's ProxyCommand) or a terminal
-//! (`attach`). The `local-agent` binary is a command line over this API.
+//! The uptun agent and client, as a library. The agent ([`Agent`]) keeps
+//! a link to the public server and serves named channels by dialing their
+//! targets; the client side opens streams to channels, from a local port
+//! ([`Forward`]), stdin/stdout ([`connect`], for ssh's ProxyCommand) or a
+//! terminal ([`attach`]). The `local-agent` binary is a command line over
+//! this API.
 //!
-//! An embedded agent tells its program what happens to it as typed
-//! [`Event`]s, and where it stands as a [`State`]. This program (the one in
-//! the README's "Embedding the agent") starts one and stops it:
+//! An embedded agent or forward tells its program what happens to it as
+//! typed [`Event`]s, and where it stands as a [`State`]. This program (the
+//! one in the README's "Embedding the agent") starts an agent and stops it:
 //!
 #![doc = include_str!("embedding.md")]
 #![forbid(unsafe_code)]
