@@ -13,6 +13,12 @@ use std::process::Command;
 use clap::CommandFactory;
 use uptun_e2e::procs::bin;
 
+/// `local-agent`'s own flags: the binary's module, compiled in here too,
+/// since the library exports no command line.
+#[path = "../../crates/local-agent/src/cli/mod.rs"]
+#[allow(dead_code)]
+mod local_agent_cli;
+
 /// One command line: environment assignments, program, arguments.
 #[derive(Debug)]
 struct Example {
@@ -199,7 +205,7 @@ fn check(e: &Example, tokens: &mut Tokens) {
         "local-agent" => {
             assert!(e.env.is_empty(), "{}", e.text);
             let args = std::iter::once("local-agent").chain(e.args.iter().map(String::as_str));
-            let cli = local_agent::Cli::try_parse_checked(args)
+            let cli = local_agent_cli::Cli::try_parse_checked(args)
                 .unwrap_or_else(|err| panic!("{}:\n{err}", e.text));
             let (server, token) = cli
                 .common
@@ -327,7 +333,7 @@ fn the_extractor_finds_what_a_person_would_copy() {
 /// Whether this build's agents and clients dial `https://`.
 fn dials_https() -> bool {
     let args = ["local-agent", "--server", "https://tunnel.example.com"];
-    local_agent::Cli::try_parse_checked(args).is_ok()
+    local_agent_cli::Cli::try_parse_checked(args).is_ok()
 }
 
 #[test]

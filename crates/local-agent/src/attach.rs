@@ -20,27 +20,6 @@ pub use relay::{Ending, Stop};
 
 use crate::client::{open_stream, ClientConfig};
 
-/// What `attach --help` says after the flags: detaching, exit codes, examples.
-pub(crate) const HELP: &str = "\
-Detaching: press Ctrl-] then d (with the default --detach-keys). attach exits 0
-and prints one line; a pty: channel's process is hung up, a session: goes on.
-To send Ctrl-] itself, press it twice; Ctrl-] followed by any key but d sends both.
-
-Exit codes: the remote process's (exit 3 there: 3 here; a signal: 128 + its
-number), 0 after a detach, 128 + N after signal N (TERM, INT, HUP, QUIT) here,
-1 when the link or stream failed, 2 for a mistake to fix (token, flags).
-
-Examples (the token is one of the server's --client-token):
-  # A shell the agent runs for you: local-agent … --channel console=pty:bash
-  local-agent attach --server http://tunnel.example.com --token c1ient console
-
-  # Watch a shared session without typing into it; detach with Ctrl-Q
-  local-agent attach --server http://tunnel.example.com --token c1ient \\
-      --read-only --detach-keys ctrl-q logs
-
-  # No terminal: a pipe, like connect
-  echo 'uname -a' | local-agent attach --server http://tunnel.example.com --token c1ient console";
-
 /// What `attach` is asked to do besides reaching the server.
 #[derive(Debug, Clone)]
 pub struct AttachOptions {

@@ -1,19 +1,12 @@
-//! Clients: open streams to channels through the public server, from local
-//! listening ports (`forward`) or from stdin/stdout (`connect`; `attach`
-//! builds on the stream opening here).
+//! Clients: open streams to channels through the public server, from
+//! stdin/stdout (`connect`; `attach` builds on the stream opening here) or
+//! from local listening ports (`forward.rs`, on the links dialed here).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::Mutex;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::{info, warn, Instrument};
+use tracing::info;
 use uptun_protocol::handshake::PeerKind;
-use uptun_protocol::{
-    abort_tcp, relay_exit, relay_tcp, ExitStatus, LinkHandle, MuxStream, Secret, TermSize,
-};
+use uptun_protocol::{relay_exit, ExitStatus, LinkHandle, MuxStream, Secret, TermSize};
 
 use crate::dial::{DialError, LinkParams, ServerUrl};
 use crate::opener::Opened;
@@ -35,7 +28,7 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// The transport choice for this config's server, or what contradicts.
-    fn choice(&self) -> anyhow::Result<Choice> {
+    pub(crate) fn choice(&self) -> anyhow::Result<Choice> {
         Choice::new(self.transport.mode, self.server.scheme).map_err(anyhow::Error::msg)
     }
 }
@@ -68,29 +61,7 @@ impl std::str::FromStr for ForwardSpec {
     }
 }
 
-/// One client link, dialed on first use and again after it drops.
-struct SharedLink {
-    config: ClientConfig,
-    current: Mutex<Option<LinkHandle>>,
-    choice: Choice,
-}
-
-impl SharedLink {
-    async fn get(&self) -> Result<LinkHandle, DialError> {
-        let mut current = self.current.lock().await;
-        if let Some(link) = current.as_ref().filter(|l| !l.is_closed()) {
-            return Ok(link.clone());
-        }
-        let opened = open_link(&self.config, &self.choice).await?;
-        // `forward` runs for long, like an agent: say how its links travel.
-        info!(server = %self.config.server, transport = %opened.upgrade, "link up");
-        let link = opened.link;
-        *current = Some(link.clone());
-        Ok(link)
-    }
-}
-
-async fn open_link(config: &ClientConfig, choice: &Choice) -> Result<Opened, DialError> {
+pub(crate) async fn open_link(config: &ClientConfig, choice: &Choice) -> Result<Opened, DialError> {
     let mut mux = config.mux.clone();
     mux.accept_incoming = false;
     let params = LinkParams {
@@ -104,131 +75,6 @@ async fn open_link(config: &ClientConfig, choice: &Choice) -> Result<Opened, Dia
         name: None,
     };
     crate::opener::open(params, &mux, choice).await
-}
-
-/// Listens on every spec's address and carries each accepted connection to
-/// its channel, until `shutdown`. Fails at once if an address cannot be bound.
-/// Once `shutdown` is cancelled the ports close, the link gets GOAWAY and
-/// the open connections get `config.grace` to finish.
-pub async fn forward(
-    config: ClientConfig,
-    specs: Vec<ForwardSpec>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let grace = config.grace;
-    let shared = Arc::new(SharedLink {
-        choice: config.choice()?,
-        config,
-        current: Mutex::new(None),
-    });
-    // Check the server and token before listening, so mistakes show at once.
-    shared.get().await?;
-    let mut listeners = Vec::new();
-    for spec in specs {
-        let listener = TcpListener::bind(&spec.listen).await.with_context(|| {
-            format!("could not listen on {} (is the port in use?)", spec.listen)
-        })?;
-        info!(listen = %listener.local_addr()?, channel = %spec.channel, "forwarding");
-        listeners.push((listener, spec.channel));
-    }
-    let connections = TaskTracker::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (listener, channel) in listeners {
-        let (shared, shutdown) = (shared.clone(), shutdown.clone());
-        tasks.spawn(accept_loop(
-            listener,
-            channel,
-            shared,
-            connections.clone(),
-            shutdown,
-        ));
-    }
-    // Each loop ends (and its port closes) on shutdown.
-    while tasks.join_next().await.is_some() {}
-    drain(&shared, &connections, grace).await;
-    Ok(())
-}
-
-/// GOAWAY, then wait up to `grace` for the connections to finish and their
-/// last frames to be written; then close the link, which resets whatever is
-/// still open. Without open connections it returns at once.
-async fn drain(shared: &SharedLink, connections: &TaskTracker, grace: Duration) {
-    const WHY: &str = "the client is shutting down";
-    connections.close();
-    let link = shared.current.lock().await.clone();
-    if let Some(link) = &link {
-        let _ = link.go_away(WHY).await;
-    }
-    let finished = async {
-        connections.wait().await;
-        if let Some(link) = &link {
-            let _ = link.flush().await;
-        }
-    };
-    if tokio::time::timeout(grace, finished).await.is_err() {
-        warn!(
-            connections = connections.len(),
-            "grace period over: resetting the connections still open"
-        );
-    }
-    if let Some(link) = &link {
-        link.close(WHY);
-    }
-    // Each one resets its socket once its stream fails; give them the moment.
-    let _ = tokio::time::timeout(Duration::from_secs(1), connections.wait()).await;
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    channel: String,
-    shared: Arc<SharedLink>,
-    connections: TaskTracker,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let (socket, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(err) => {
-                    warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        let _ = socket.set_nodelay(true);
-        let span = tracing::info_span!("forward", %channel, %peer);
-        let carried = carry(socket, peer, channel.clone(), shared.clone());
-        connections.spawn(carried.instrument(span));
-    }
-}
-
-/// Carries one accepted connection to `channel`.
-async fn carry(
-    socket: tokio::net::TcpStream,
-    peer: std::net::SocketAddr,
-    channel: String,
-    shared: Arc<SharedLink>,
-) {
-    let link = match shared.get().await {
-        Ok(link) => link,
-        Err(err) => {
-            warn!(%err, "connection reset: no link to the server");
-            return abort_tcp(socket);
-        }
-    };
-    let stream = match link.open(&channel, &peer.to_string()).await {
-        Ok(s) => s,
-        Err(err) => {
-            warn!(%err, "connection reset: the channel cannot be opened");
-            return abort_tcp(socket);
-        }
-    };
-    if let Err(err) = relay_tcp(stream, socket).await {
-        warn!(%err, "connection ended early");
-    }
 }
 
 /// How long `connect` waits in silence for its stream's answer before it

@@ -3,12 +3,19 @@
 
 use std::process::ExitCode;
 
+use cli::{Cli, Command};
 use local_agent::{
-    attach, connect, forward, init_logging, run_agent, AgentConfig, AgentError, AttachOptions, Cli,
-    ClientConfig, Command, DialError, Ending,
+    attach, connect, AgentBuilder, AgentError, AttachOptions, ClientConfig, DialError, Ending,
+    Forward, ForwardBuilder, ForwardError,
 };
 use tokio_util::sync::CancellationToken;
+use uptun_cli::init_logging;
 use uptun_protocol::ExitStatus;
+
+mod cli;
+#[cfg(test)]
+#[path = "cli/tests.rs"]
+mod cli_tests;
 
 /// Exit code for mistakes a person must fix (bad token, bad flags).
 const USAGE: u8 = 2;
@@ -54,37 +61,21 @@ fn main() -> ExitCode {
                 if let Err(msg) = cli.check_agent() {
                     return fail(&msg, USAGE);
                 }
-                let mut config = AgentConfig::new(server, token, cli.channels);
-                config.proxy = proxy;
-                config.transport = transport;
-                config.proxy_protocol = cli.proxy_protocol;
-                config.name = cli.name.or_else(hostname);
-                config.target_timeout = cli.target_timeout;
-                config.idle_timeouts = cli.idle_timeouts;
-                config.pty_cwd = cli.pty_cwd;
-                config.links = cli.links.into();
-                config.exit_when_idle = cli.exit_when_idle;
-                config.mux = cli.common.link.mux();
-                config.grace = cli.common.grace;
-                config.session = local_agent::SessionOptions {
-                    restart: cli.session_restart,
-                    ring_bytes: cli.session_replay,
-                };
-                match run_agent(config, shutdown).await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(AgentError::Refused(r)) => fail(
-                        &format!("the server refused this agent ({}): {}", r.status, r.reason),
-                        USAGE,
-                    ),
-                    Err(AgentError::Config(msg) | AgentError::Certificate(msg)) => {
-                        fail(&msg, USAGE)
-                    }
-                    Err(AgentError::Proxy(refused)) => fail(&refused.to_string(), USAGE),
+                let mut agent = cli.agent().server(server).token(token).transport(transport);
+                if let Some(proxy) = proxy {
+                    agent = agent.proxy(proxy);
                 }
+                if cli.name.is_none() {
+                    if let Some(name) = hostname() {
+                        agent = agent.name(name);
+                    }
+                }
+                run_agent(agent, shutdown).await
             }
             Some(Command::Forward { forwards }) => {
                 let config = client(server, token, proxy, transport);
-                report(forward(config, forwards, shutdown).await)
+                let forward = Forward::builder().client(config).specs(forwards);
+                run_forward(forward, shutdown).await
             }
             Some(Command::Connect { channel }) => {
                 let config = client(server, token, proxy, transport);
@@ -117,6 +108,41 @@ fn main() -> ExitCode {
     // stdin is read on a blocking thread that would keep the runtime alive.
     runtime.shutdown_background();
     code
+}
+
+/// Runs the agent until it stops by itself or `shutdown` (a signal), then
+/// drains it; the exit code says how it ended.
+async fn run_agent(agent: AgentBuilder, shutdown: CancellationToken) -> ExitCode {
+    let outcome = match agent.start() {
+        Ok(mut agent) => tokio::select! {
+            done = agent.wait() => done,
+            _ = shutdown.cancelled() => agent.shutdown().await,
+        },
+        Err(err) => Err(err),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        // Retrying gave up: a person may not need to change anything.
+        Err(err @ AgentError::GaveUp { .. }) => fail(&err.to_string(), 1),
+        Err(err) => fail(&err.to_string(), USAGE),
+    }
+}
+
+/// Runs the forward until `shutdown` (a signal), then drains it; fails at
+/// once when the server or a port is not to be had.
+async fn run_forward(forward: ForwardBuilder, shutdown: CancellationToken) -> ExitCode {
+    match forward.start().await {
+        Ok(forward) => {
+            shutdown.cancelled().await;
+            forward.shutdown().await;
+            ExitCode::SUCCESS
+        }
+        Err(ForwardError::Dial(err)) => {
+            fail(&err.to_string(), if err.is_fatal() { USAGE } else { 1 })
+        }
+        Err(err @ ForwardError::Config(_)) => fail(&err.to_string(), USAGE),
+        Err(err) => fail(&err.to_string(), 1),
+    }
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

@@ -4,12 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::Args;
+use local_agent::{Proxy, Secret, ServerUrl, TlsOptions, TransportMode, TransportOptions};
 use uptun_cli::LinkArgs;
-use uptun_protocol::Secret;
-
-use crate::dial::ServerUrl;
-use crate::transport::{TlsOptions, TransportMode, TransportOptions};
 
 /// Flags every command takes.
 #[derive(Debug, Args)]
@@ -69,7 +67,8 @@ pub struct Common {
         env = "UPTUN_TRANSPORT",
         global = true,
         default_value = "auto",
-        value_name = "TRANSPORT"
+        value_name = "TRANSPORT",
+        value_parser = transport_modes()
     )]
     pub transport_mode: TransportMode,
 
@@ -86,15 +85,15 @@ impl Common {
         let token = self.token.clone().ok_or(
             "--token is required (or set UPTUN_TOKEN): the public server printed it at start",
         )?;
-        crate::transport::Choice::new(self.transport_mode, server.scheme)?;
+        self.transport_mode.check(server.scheme)?;
         Ok((server, token))
     }
 
     /// The proxy links to `server` go through: `--proxy`, else the
     /// environment (`HTTPS_PROXY`, `NO_PROXY`, … as curl reads them), or
     /// what is wrong with the one given.
-    pub fn proxy_for(&self, server: &ServerUrl) -> Result<Option<crate::Proxy>, String> {
-        crate::choose_proxy(self.proxy.as_ref().map(Secret::expose), server, |name| {
+    pub fn proxy_for(&self, server: &ServerUrl) -> Result<Option<Proxy>, String> {
+        local_agent::choose_proxy(self.proxy.as_ref().map(Secret::expose), server, |name| {
             std::env::var(name).ok()
         })
     }
@@ -111,4 +110,16 @@ impl Common {
             mode: self.transport_mode,
         })
     }
+}
+
+/// `--transport`'s values, with what each means for `--help`.
+fn transport_modes() -> impl TypedValueParser<Value = TransportMode> {
+    PossibleValuesParser::new([
+        PossibleValue::new("auto").help(
+            "Upgrade: tcp, falling back to WebSocket when a router in front refuses it or holds the link",
+        ),
+        PossibleValue::new("tcp").help("Upgrade: tcp only"),
+        PossibleValue::new("websocket").help("WebSocket only, for routers that pass nothing else"),
+    ])
+    .map(|mode| mode.parse().expect("one of the possible values"))
 }

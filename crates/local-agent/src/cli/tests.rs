@@ -1,6 +1,9 @@
 //! The flags as users write them: examples, mistakes, secrets.
 
-use super::*;
+use clap::Parser;
+
+use crate::cli::help::EXAMPLES;
+use crate::cli::*;
 
 /// Each `local-agent …` command in the help parses as printed, and its
 /// channels and PROXY settings agree.
@@ -66,10 +69,10 @@ fn an_agent_flag_before_a_client_subcommand_is_refused_with_the_fix() {
 #[test]
 fn session_flags_parse_and_say_what_they_take() {
     let cli = parse(&["-c", "top=session:htop"]).unwrap();
-    assert_eq!(cli.session_restart, crate::SessionRestart::OnExit);
+    assert_eq!(cli.session_restart, local_agent::SessionRestart::OnExit);
     assert_eq!(cli.session_replay, 64 * 1024);
     let cli = parse(&["--session-restart", "never", "--session-replay", "1MiB"]).unwrap();
-    assert_eq!(cli.session_restart, crate::SessionRestart::Never);
+    assert_eq!(cli.session_restart, local_agent::SessionRestart::Never);
     assert_eq!(cli.session_replay, 1 << 20);
     assert_eq!(parse_replay("4096"), Ok(4096));
     assert_eq!(parse_replay("0"), Ok(0));
@@ -115,12 +118,12 @@ fn debug_of_flags_and_configs_hides_the_token() {
         "http://user:pr0xy-s3cret@proxy.example:3128",
     ]);
     let (server, token) = cli.common.server_and_token().unwrap();
-    let proxy: crate::Proxy = "http://user:pr0xy-s3cret@proxy.example:3128"
+    let proxy: local_agent::Proxy = "http://user:pr0xy-s3cret@proxy.example:3128"
         .parse()
         .unwrap();
-    let mut agent = crate::AgentConfig::new(server.clone(), token.clone(), Vec::new());
+    let mut agent = local_agent::AgentConfig::new(server.clone(), token.clone(), Vec::new());
     agent.proxy = Some(proxy.clone());
-    let client = crate::ClientConfig {
+    let client = local_agent::ClientConfig {
         server,
         token,
         proxy: Some(proxy),

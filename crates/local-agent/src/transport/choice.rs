@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::Scheme;
 
 /// `--transport`: how links travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TransportMode {
     /// Upgrade: tcp, falling back to WebSocket when a router in front
     /// refuses it or holds the link
@@ -21,6 +21,28 @@ pub enum TransportMode {
     Tcp,
     /// WebSocket only, for routers that pass nothing else
     Websocket,
+}
+
+impl std::str::FromStr for TransportMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(TransportMode::Auto),
+            "tcp" => Ok(TransportMode::Tcp),
+            "websocket" => Ok(TransportMode::Websocket),
+            other => Err(format!(
+                "{other:?} is not a transport: use auto, tcp or websocket"
+            )),
+        }
+    }
+}
+
+impl TransportMode {
+    /// Whether this mode fits a server URL of `scheme`, or what to change:
+    /// `tcp` contradicts `ws://` and `wss://`.
+    pub fn check(self, scheme: Scheme) -> Result<(), String> {
+        Choice::new(self, scheme).map(drop)
+    }
 }
 
 /// The form of one link request.

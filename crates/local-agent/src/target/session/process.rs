@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use uptun_protocol::ExitStatus;
 
 use super::{lock, SessionRestart, Shared};
-use crate::backoff::Backoff;
+use crate::retry::Backoff;
 use crate::target::terminal::{Input, Output, Pty, Spec, Terminal, DEFAULT_TERM, HANG_UP_GRACE};
 
 /// Reads from the pty of up to this much; each is copied out at its own

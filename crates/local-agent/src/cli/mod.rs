@@ -9,55 +9,16 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use uptun_cli::{channel_and_value, duration_in};
 
-use crate::client::ForwardSpec;
+use local_agent::{
+    Agent, AgentBuilder, DetachKeys, ForwardSpec, ProxyProtocol, SessionOptions, SessionRestart,
+    Target,
+};
 
 mod common;
+pub(crate) mod help;
 
 pub use common::Common;
-
-const EXAMPLES: &str = "\
-Examples:
-  # Serve a web app and ssh through the public server
-  local-agent --server http://tunnel.example.com --token s3cret \\
-      --channel web=127.0.0.1:3000 --channel ssh=10.0.0.5:22
-
-  # Same, over two links (busy tunnels on machines with spare cores)
-  local-agent --server http://tunnel.example.com --token s3cret --links 2 \\
-      --channel web=127.0.0.1:3000
-
-  # Tell a web server the user's real address: nginx with `listen 8080 proxy_protocol;`
-  local-agent --server http://tunnel.example.com --token s3cret \\
-      --channel web=127.0.0.1:8080 --proxy-protocol web=v2
-
-  # Share one long-lived program: every stream on `top` sees its screen and
-  # may type into it; --session-restart never runs it once, not again on exit
-  local-agent --server http://tunnel.example.com --token s3cret \\
-      --channel top=session:htop --session-restart never
-
-  # Behind a router or CDN that passes only WebSocket upgrades: the default
-  # --transport auto finds out by itself; ws:// goes straight to WebSocket
-  local-agent --server ws://tunnel.example.com --token s3cret \\
-      --channel web=127.0.0.1:3000
-
-  # A console per connection: each gets a new terminal running bash, closed
-  # after 15 minutes without a keystroke or output
-  local-agent --server http://tunnel.example.com --token s3cret \\
-      --channel console=pty:bash --idle-timeout console=15m
-
-  # Reach the ssh channel from anywhere, through the same port: clients
-  # present the server's --client-token, not the agent token
-  ssh -o ProxyCommand='local-agent connect --server http://tunnel.example.com --token c1ient ssh' me@host
-
-  # Or map it to a local port
-  local-agent forward --server http://tunnel.example.com --token c1ient 127.0.0.1:2222=ssh
-
-  # Over TLS, where a router or nginx in front of the server terminates it;
-  # --ca trusts a private CA besides Mozilla's roots and this system's store
-  local-agent --server https://tunnel.example.com --token s3cret --ca /etc/uptun/ca.pem \\
-      --channel web=127.0.0.1:3000
-
-A certificate that cannot be trusted is one line saying what to pass (--ca, the
-name it was issued for) and exit code 2; --insecure skips the check, as a last resort.";
+use help::EXAMPLES;
 
 /// uptun agent and client.
 ///
@@ -76,14 +37,14 @@ pub struct Cli {
     /// with the agent and shared by every connection) (repeatable)
     #[arg(long = "channel", short = 'c', env = "UPTUN_CHANNELS", value_delimiter = ',',
           value_name = "NAME=TARGET", value_parser = parse_channel)]
-    pub channels: Vec<(String, crate::Target)>,
+    pub channels: Vec<(String, Target)>,
 
     /// Write a PROXY protocol header (v1 text or v2 binary) with the user's
     /// address to CHANNEL's target before any data, as in web=v2; only for
     /// targets that expect one (nginx `listen … proxy_protocol`) (repeatable)
     #[arg(long = "proxy-protocol", env = "UPTUN_PROXY_PROTOCOL", value_delimiter = ',',
           value_name = "CHANNEL=VERSION", value_parser = parse_proxy_protocol)]
-    pub proxy_protocol: Vec<(String, crate::ProxyProtocol)>,
+    pub proxy_protocol: Vec<(String, ProxyProtocol)>,
 
     /// Name shown in the server's logs and status page [default: this host's name]
     #[arg(long, env = "UPTUN_NAME")]
@@ -116,7 +77,7 @@ pub struct Cli {
         default_value = "on-exit",
         value_name = "never|on-exit"
     )]
-    pub session_restart: crate::SessionRestart,
+    pub session_restart: SessionRestart,
 
     /// Recent output a session keeps, to show a stream that attaches (or
     /// fell behind) the screen at once, as in 64KiB or 1MiB (at most 16MiB)
@@ -165,7 +126,7 @@ pub enum Command {
     /// Attach this terminal to a terminal channel (pty:, session:): raw
     /// mode, the window's size, a detach sequence; exits with the remote
     /// status. Without a terminal on stdin, a pipe like `connect`
-    #[command(display_name = "local-agent", after_help = crate::attach::HELP)]
+    #[command(display_name = "local-agent", after_help = help::ATTACH)]
     Attach {
         /// The channel to attach to (served as pty:COMMAND or session:COMMAND)
         channel: String,
@@ -174,8 +135,8 @@ pub enum Command {
         /// letter or one of @ [ \ ] ^ _) or one character; `none` for no
         /// sequence. Pressing the first key twice sends it once
         #[arg(long, env = "UPTUN_DETACH_KEYS", value_name = "KEYS",
-              default_value = crate::attach::DEFAULT_DETACH_KEYS)]
-        detach_keys: crate::DetachKeys,
+              default_value = local_agent::DEFAULT_DETACH_KEYS)]
+        detach_keys: DetachKeys,
 
         /// Watch only: send no keystrokes and no window size (a session's
         /// size stays its writers'); the detach sequence still works
@@ -184,12 +145,12 @@ pub enum Command {
     },
 }
 
-fn parse_channel(s: &str) -> Result<(String, crate::Target), String> {
+fn parse_channel(s: &str) -> Result<(String, Target), String> {
     let (name, target) = channel_and_value(s, "NAME=TARGET, as in ssh=127.0.0.1:22")?;
     Ok((name.to_string(), target.parse()?))
 }
 
-fn parse_proxy_protocol(s: &str) -> Result<(String, crate::ProxyProtocol), String> {
+fn parse_proxy_protocol(s: &str) -> Result<(String, ProxyProtocol), String> {
     let (name, version) = channel_and_value(s, "CHANNEL=VERSION, as in --proxy-protocol web=v2")?;
     let version = version
         .parse()
@@ -198,7 +159,7 @@ fn parse_proxy_protocol(s: &str) -> Result<(String, crate::ProxyProtocol), Strin
 }
 
 /// A byte count: a number, or one with KiB or MiB after it.
-fn parse_replay(s: &str) -> Result<usize, String> {
+pub(crate) fn parse_replay(s: &str) -> Result<usize, String> {
     let (number, unit) = match s.trim().strip_suffix("KiB") {
         Some(n) => (n, 1024),
         None => match s.trim().strip_suffix("MiB") {
@@ -278,10 +239,39 @@ impl Cli {
                 "no --channel given: say what to serve, as in --channel web=127.0.0.1:3000".into(),
             );
         }
-        let mut table = crate::channel::table(&self.channels, &self.proxy_protocol)?;
-        crate::channel::set_idle_timeouts(&mut table, &self.idle_timeouts)
+        self.agent().check().map_err(|err| err.to_string())
+    }
+
+    /// The agent these flags describe, but for what every command shares
+    /// (server, token, proxy, transport), which `main` adds.
+    pub fn agent(&self) -> AgentBuilder {
+        let mut agent = Agent::builder()
+            .target_timeout(self.target_timeout)
+            .links(self.links.into())
+            .mux(self.common.link.mux())
+            .grace(self.common.grace)
+            .session(SessionOptions {
+                restart: self.session_restart,
+                ring_bytes: self.session_replay,
+            });
+        for (name, target) in &self.channels {
+            agent = agent.channel(name, target.clone());
+        }
+        for (name, version) in &self.proxy_protocol {
+            agent = agent.proxy_protocol(name, *version);
+        }
+        for (name, limit) in &self.idle_timeouts {
+            agent = agent.idle_timeout(name, *limit);
+        }
+        if let Some(name) = &self.name {
+            agent = agent.name(name);
+        }
+        if let Some(dir) = &self.pty_cwd {
+            agent = agent.pty_cwd(dir);
+        }
+        if let Some(limit) = self.exit_when_idle {
+            agent = agent.exit_when_idle(limit);
+        }
+        agent
     }
 }
-
-#[cfg(test)]
-mod tests;
