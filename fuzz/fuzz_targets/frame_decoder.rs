@@ -5,34 +5,13 @@
 //! from. The payload parsers of control frames ride along.
 #![no_main]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::{Decoder, Encoder};
-use uptun_fuzz::Script;
+use uptun_fuzz::{Largest, Script};
 use uptun_protocol::{
     decode_open, encode_open, Frame, FrameCodec, FrameType, HEADER_LEN, MAX_PAYLOAD,
 };
-
-/// The largest single allocation seen, to hold the decoder to its limit.
-struct Largest;
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Largest {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
 
 #[global_allocator]
 static ALLOC: Largest = Largest;
@@ -99,9 +78,7 @@ fuzz_target!(|input: &[u8]| {
     let script = Script::parse(input);
     let reads: Vec<&[u8]> = script.reads.iter().map(|r| r.bytes).collect();
 
-    LARGEST.store(0, Ordering::Relaxed);
-    let (frames, error, consumed) = decode_all(&reads);
-    let largest = LARGEST.load(Ordering::Relaxed);
+    let ((frames, error, consumed), largest) = Largest::measure(|| decode_all(&reads));
     assert!(
         largest <= ALLOC_LIMIT.max(2 * script.data.len()),
         "one allocation of {largest} bytes for {} input bytes",

@@ -7,6 +7,10 @@
 //! and whatever they leave over is one last read. A seed that is just
 //! `0x00` followed by the bytes is those bytes in one read, then EOF.
 
+mod largest;
+
+pub use largest::Largest;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
