@@ -123,10 +123,7 @@ async fn refuse(
         let (failures, delay) = state.penalties.fail(peer.ip());
         let delay_ms = delay.as_millis() as u64;
         warn!(status = refusal.status, %reason, ?kind, failures, delay_ms, "refused link");
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = state.shutdown.cancelled() => {}
-        }
+        crate::penalty::sit_out(delay, &state.shutdown).await;
     } else {
         warn!(status = refusal.status, %reason, ?kind, "refused link");
     }

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Failures answered without delay.
 pub(crate) const FREE_FAILURES: u32 = 5;
@@ -51,6 +52,15 @@ impl From<IpAddr> for Source {
 struct Record {
     failures: u32,
     last: Instant,
+}
+
+/// Waits out a penalty before the refusal is answered, or until the server
+/// stops accepting (`stop`), whichever comes first.
+pub(crate) async fn sit_out(delay: Duration, stop: &CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = stop.cancelled() => {}
+    }
 }
 
 /// The failure table. Bounded by [`MAX_SOURCES`]; entries expire after

@@ -223,10 +223,7 @@ async fn refuse(socket: Socket, peer: SocketAddr, refused: Refused, state: &Stat
         let (failures, delay) = state.penalties.fail(peer.ip());
         let delay_ms = delay.as_millis() as u64;
         warn!(%reason, failures, delay_ms, "refused legacy link");
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = state.shutdown.cancelled() => {}
-        }
+        crate::penalty::sit_out(delay, &state.shutdown).await;
     } else {
         warn!(%reason, "refused legacy link");
     }
