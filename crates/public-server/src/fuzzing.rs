@@ -5,6 +5,7 @@
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncRead;
+use uptun_protocol::legacy::{LegacyPeer, LegacyRequest};
 
 use crate::classify::{self, Visitor};
 use crate::config::Config;
@@ -72,9 +73,10 @@ fn tell(visitor: Visitor) -> (Decision, Bytes) {
         ),
         Visitor::Legacy { head, buf } => (
             Decision::Link {
-                agent: head
-                    .header("user-agent")
-                    .is_some_and(|ua| ua.trim().to_ascii_lowercase().starts_with("tunnel/server")),
+                // The role as the server reads it (a request it cannot
+                // read counts as no agent).
+                agent: LegacyRequest::from_head(&head)
+                    .is_ok_and(|req| matches!(req.peer, LegacyPeer::Agent { .. })),
                 head_len: head.len,
                 legacy: true,
             },
